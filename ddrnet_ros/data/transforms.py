@@ -1,0 +1,93 @@
+"""Training augmentation and input normalisation for (RGB image, label map) pairs.
+
+The augmentation is the paper's: random scale (0.5-2.0 by default), random crop with the
+label padded by the ignore label, and random horizontal flip. Every random choice comes
+from a ``numpy.random.Generator`` the caller passes in, so a sample's augmentation depends
+only on (seed, epoch, index) and not on worker scheduling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from ..classes import IGNORE_LABEL
+
+try:  # the engine decides the inference normalisation; training must use the same numbers
+    from ..engine.preprocess import IMAGENET_MEAN, IMAGENET_STD  # type: ignore[attr-defined]
+except ImportError:  # engine not present: the ImageNet statistics of the official evaluation
+    IMAGENET_MEAN = (0.485, 0.456, 0.406)
+    IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize(image_rgb: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 RGB -> 3xHxW float32 tensor, scaled to 0-1 then ImageNet mean/std."""
+    mean = np.asarray(IMAGENET_MEAN, np.float32) * 255.0
+    scale = 1.0 / (np.asarray(IMAGENET_STD, np.float32) * 255.0)
+    chw = ((image_rgb.astype(np.float32) - mean) * scale).transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(chw))
+
+
+def labels_to_tensor(labels: np.ndarray) -> torch.Tensor:
+    """HxW uint8 label map -> HxW int64 tensor (what cross-entropy expects)."""
+    return torch.from_numpy(np.ascontiguousarray(labels)).long()
+
+
+def rescale(image: np.ndarray, labels: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resize by ``factor``: bilinear for the image, nearest for the labels (ids never blend)."""
+    height, width = labels.shape
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    if size == (width, height):
+        return image, labels
+    interp = cv2.INTER_AREA if factor < 1.0 else cv2.INTER_LINEAR
+    return (cv2.resize(image, size, interpolation=interp),
+            cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST))
+
+
+def random_crop(image: np.ndarray, labels: np.ndarray, crop: tuple[int, int], rng: np.random.Generator,
+                ignore_label: int = IGNORE_LABEL) -> tuple[np.ndarray, np.ndarray]:
+    """A ``crop`` (height, width) window at a random place; smaller inputs are padded first
+    (image with zeros, labels with ``ignore_label`` so padding never trains a class)."""
+    crop_h, crop_w = crop
+    height, width = labels.shape
+    pad_h, pad_w = max(crop_h - height, 0), max(crop_w - width, 0)
+    if pad_h or pad_w:
+        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        labels = cv2.copyMakeBorder(labels, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=ignore_label)
+        height, width = labels.shape
+    top = int(rng.integers(0, height - crop_h + 1))
+    left = int(rng.integers(0, width - crop_w + 1))
+    return image[top:top + crop_h, left:left + crop_w], labels[top:top + crop_h, left:left + crop_w]
+
+
+@dataclass(frozen=True)
+class TrainAugmentation:
+    """Random scale, then random crop (label padding = ignore), then horizontal flip with p=0.5."""
+
+    crop: tuple[int, int]                      # (height, width), multiples of 8
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    flip: bool = True
+    ignore_label: int = IGNORE_LABEL
+
+    def __call__(self, image: np.ndarray, labels: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        low, high = self.scale_range
+        factor = float(rng.uniform(low, high)) if high > low else float(low)
+        image, labels = rescale(image, labels, factor)
+        image, labels = random_crop(image, labels, self.crop, rng, self.ignore_label)
+        if self.flip and rng.random() < 0.5:
+            image, labels = image[:, ::-1], labels[:, ::-1]
+        return image, labels
+
+
+def resize_to(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize a pair to ``size`` (height, width): area/bilinear image, nearest labels."""
+    height, width = labels.shape
+    if (height, width) == tuple(size):
+        return image, labels
+    interp = cv2.INTER_AREA if size[0] < height else cv2.INTER_LINEAR
+    return (cv2.resize(image, (size[1], size[0]), interpolation=interp),
+            cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST))

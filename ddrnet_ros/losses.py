@@ -1,0 +1,96 @@
+"""Training losses of DDRNet: OHEM cross-entropy and the main + auxiliary combination.
+
+The official DDRNet training (built on the HRNet-Seg code) upsamples the 1/8 logits to the
+label size, then averages the cross-entropy only over "hard" pixels: those whose predicted
+probability of the true class is below a threshold (0.7), but never fewer than ``min_kept``
+pixels (the hardest ones). The auxiliary head, fed from the high-resolution branch, is
+weighted 0.4 against the main head.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .classes import IGNORE_LABEL
+
+
+def upsample_to(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Bilinear (align_corners=False) resize of logits to the label size; a no-op when equal."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+class OhemCrossEntropy(nn.Module):
+    """Cross-entropy averaged over the hard pixels only (online hard example mining).
+
+    A pixel is hard when the softmax probability of its true class is below ``threshold``.
+    When fewer than ``min_kept`` pixels are hard, the ``min_kept`` lowest-probability pixels
+    are used instead, so easy batches still give a gradient. Pixels labelled
+    ``ignore_label`` never count.
+    """
+
+    def __init__(self, ignore_label: int = IGNORE_LABEL, threshold: float = 0.7, min_kept: int = 100_000) -> None:
+        super().__init__()
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"OHEM threshold must be in (0, 1], got {threshold}")
+        if min_kept < 0:
+            raise ValueError(f"OHEM min_kept must be >= 0, got {min_kept}")
+        self.ignore_label = ignore_label
+        self.threshold = threshold
+        self.min_kept = min_kept
+
+    def hard_pixel_mask(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Boolean mask (N, H, W) of the pixels the loss averages over; logits at label size."""
+        with torch.no_grad():
+            valid = labels != self.ignore_label
+            safe_labels = torch.where(valid, labels, torch.zeros_like(labels))
+            prob = torch.softmax(logits.float(), dim=1).gather(1, safe_labels.unsqueeze(1)).squeeze(1)
+            hard = valid & (prob < self.threshold)
+            num_valid = int(valid.sum())
+            keep = min(self.min_kept, num_valid)
+            if int(hard.sum()) >= keep:
+                return hard
+            # Too few hard pixels: take the `keep` lowest true-class probabilities instead.
+            flat_prob = torch.where(valid, prob, torch.full_like(prob, float("inf"))).reshape(-1)
+            chosen = torch.topk(flat_prob, keep, largest=False).indices
+            mask = torch.zeros_like(flat_prob, dtype=torch.bool)
+            mask[chosen] = True
+            return mask.view_as(valid)
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = upsample_to(logits, labels.shape[-2:])
+        labels = labels.long()
+        pixel_loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_label, reduction="none")
+        mask = self.hard_pixel_mask(logits, labels)
+        if not bool(mask.any()):
+            return pixel_loss.sum() * 0.0  # every pixel ignored: zero, but still part of the graph
+        return pixel_loss[mask].mean()
+
+
+class DDRNetLoss(nn.Module):
+    """``weights[0] * loss(main) + weights[1] * loss(aux)``; the paper uses (1.0, 0.4).
+
+    Accepts either a single logits tensor (no auxiliary head) or the ``[main, aux]`` list a
+    DDRNet built with ``aux=True`` returns in train mode.
+    """
+
+    def __init__(self, criterion: nn.Module | None = None, weights: Sequence[float] = (1.0, 0.4)) -> None:
+        super().__init__()
+        self.criterion = criterion if criterion is not None else OhemCrossEntropy()
+        self.weights = tuple(float(w) for w in weights)
+
+    def forward(self, outputs: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        if isinstance(outputs, torch.Tensor):
+            outputs = [outputs]
+        if len(outputs) > len(self.weights):
+            raise ValueError(f"{len(outputs)} model outputs but only {len(self.weights)} loss weights")
+        total = outputs[0].new_zeros(())
+        for weight, logits in zip(self.weights, outputs):
+            if weight:
+                total = total + weight * self.criterion(logits, labels)
+        return total

@@ -25,6 +25,11 @@ def upsample_to(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits are promoted for the softmax; float64 stays float64."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 class OhemCrossEntropy(nn.Module):
     """Cross-entropy averaged over the hard pixels only (online hard example mining).
 
@@ -44,29 +49,33 @@ class OhemCrossEntropy(nn.Module):
         self.threshold = threshold
         self.min_kept = min_kept
 
+    def select(self, true_class_prob: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of the pixels the loss averages over, from the true-class probabilities."""
+        hard = valid & (true_class_prob < self.threshold)
+        keep = min(self.min_kept, int(valid.sum()))
+        if keep == 0 or int(hard.sum()) >= keep:
+            return hard
+        # Too few hard pixels: lower the bar to the keep-th lowest probability (ties included).
+        kth = torch.kthvalue(true_class_prob[valid], keep).values
+        return valid & (true_class_prob <= kth)
+
     def hard_pixel_mask(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Boolean mask (N, H, W) of the pixels the loss averages over; logits at label size."""
+        """Boolean mask (N, H, W) of the pixels the loss would average over (logits at label size)."""
         with torch.no_grad():
             valid = labels != self.ignore_label
-            safe_labels = torch.where(valid, labels, torch.zeros_like(labels))
-            prob = torch.softmax(logits.float(), dim=1).gather(1, safe_labels.unsqueeze(1)).squeeze(1)
-            hard = valid & (prob < self.threshold)
-            num_valid = int(valid.sum())
-            keep = min(self.min_kept, num_valid)
-            if int(hard.sum()) >= keep:
-                return hard
-            # Too few hard pixels: take the `keep` lowest true-class probabilities instead.
-            flat_prob = torch.where(valid, prob, torch.full_like(prob, float("inf"))).reshape(-1)
-            chosen = torch.topk(flat_prob, keep, largest=False).indices
-            mask = torch.zeros_like(flat_prob, dtype=torch.bool)
-            mask[chosen] = True
-            return mask.view_as(valid)
+            safe_labels = torch.where(valid, labels.long(), torch.zeros_like(labels, dtype=torch.long))
+            prob = torch.softmax(_at_least_float32(logits), dim=1).gather(1, safe_labels.unsqueeze(1)).squeeze(1)
+            return self.select(prob, valid)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = upsample_to(logits, labels.shape[-2:])
         labels = labels.long()
-        pixel_loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_label, reduction="none")
-        mask = self.hard_pixel_mask(logits, labels)
+        valid = labels != self.ignore_label
+        safe_labels = torch.where(valid, labels, torch.zeros_like(labels))
+        # One log-softmax gives both the per-pixel loss and the true-class probability.
+        pixel_loss = -F.log_softmax(_at_least_float32(logits), dim=1).gather(1, safe_labels.unsqueeze(1)).squeeze(1)
+        with torch.no_grad():
+            mask = self.select(torch.exp(-pixel_loss.detach()), valid)
         if not bool(mask.any()):
             return pixel_loss.sum() * 0.0  # every pixel ignored: zero, but still part of the graph
         return pixel_loss[mask].mean()

@@ -1,0 +1,111 @@
+"""OHEM cross-entropy and the main + auxiliary loss, checked against hand-computed values."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ddrnet_ros.losses import DDRNetLoss, OhemCrossEntropy
+
+
+def two_class_logits(true_class_prob: list[list[float]]) -> torch.Tensor:
+    """(1, 2, H, W) logits whose softmax gives class 0 exactly the given probabilities."""
+    p = torch.tensor(true_class_prob, dtype=torch.float64)
+    return torch.stack([p.log(), (1 - p).log()]).unsqueeze(0)
+
+
+PROBS = [[0.9, 0.6, 0.3], [0.95, 0.5, 0.8]]
+
+
+def mean_nll(probs: list[float]) -> float:
+    return sum(-math.log(p) for p in probs) / len(probs)
+
+
+def test_ohem_averages_only_pixels_below_threshold():
+    logits = two_class_logits(PROBS)
+    labels = torch.zeros(1, 2, 3, dtype=torch.long)
+    loss = OhemCrossEntropy(threshold=0.7, min_kept=1)
+    assert loss(logits, labels).item() == pytest.approx(mean_nll([0.6, 0.3, 0.5]), rel=1e-9)
+    mask = loss.hard_pixel_mask(logits, labels)
+    assert mask.tolist() == [[[False, True, True], [False, True, False]]]
+
+
+def test_ohem_never_counts_ignored_pixels():
+    probs = [[0.9, 0.6, 0.3], [0.01, 0.5, 0.8]]  # the 0.01 pixel is the hardest, but ignored
+    logits = two_class_logits(probs)
+    labels = torch.zeros(1, 2, 3, dtype=torch.long)
+    labels[0, 1, 0] = 255
+    loss = OhemCrossEntropy(threshold=0.7, min_kept=1)
+    assert loss(logits, labels).item() == pytest.approx(mean_nll([0.6, 0.3, 0.5]), rel=1e-9)
+    assert not loss.hard_pixel_mask(logits, labels)[0, 1, 0]
+    # Even when min_kept asks for every pixel, ignored ones stay out.
+    assert OhemCrossEntropy(min_kept=100)(logits, labels).item() == pytest.approx(
+        mean_nll([0.9, 0.6, 0.3, 0.5, 0.8]), rel=1e-9)
+
+
+def test_ohem_keeps_the_min_kept_hardest_when_too_few_are_hard():
+    logits = two_class_logits(PROBS)
+    labels = torch.zeros(1, 2, 3, dtype=torch.long)
+    loss = OhemCrossEntropy(threshold=0.7, min_kept=4)  # only 3 are below 0.7
+    assert loss(logits, labels).item() == pytest.approx(mean_nll([0.3, 0.5, 0.6, 0.8]), rel=1e-9)
+    assert int(loss.hard_pixel_mask(logits, labels).sum()) == 4
+
+
+def test_ohem_gradient_reaches_only_kept_pixels():
+    logits = two_class_logits(PROBS).requires_grad_(True)
+    labels = torch.zeros(1, 2, 3, dtype=torch.long)
+    OhemCrossEntropy(threshold=0.7, min_kept=1)(logits, labels).backward()
+    touched = logits.grad.abs().sum(1)[0] > 0
+    assert touched.tolist() == [[False, True, True], [False, True, False]]
+
+
+def test_ohem_upsamples_low_resolution_logits_bilinearly_to_label_size():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 4, 6, dtype=torch.float64)
+    labels = torch.randint(0, 5, (2, 32, 48))
+    labels[:, :3] = 255
+    got = OhemCrossEntropy(threshold=1.0, min_kept=0)(logits, labels)  # threshold 1: every valid pixel
+    up = F.interpolate(logits, size=(32, 48), mode="bilinear", align_corners=False)
+    assert got.item() == pytest.approx(F.cross_entropy(up, labels, ignore_index=255).item(), rel=1e-9)
+
+
+def test_ohem_of_a_fully_ignored_batch_is_zero_and_backpropagates():
+    logits = torch.randn(1, 3, 2, 2, requires_grad=True)
+    labels = torch.full((1, 16, 16), 255)
+    value = OhemCrossEntropy()(logits, labels)
+    value.backward()
+    assert value.item() == 0.0
+    assert torch.count_nonzero(logits.grad) == 0
+
+
+def test_ddrnet_loss_adds_aux_head_with_weight_0_4():
+    torch.manual_seed(1)
+    main = torch.randn(2, 4, 4, 4, dtype=torch.float64, requires_grad=True)
+    aux = torch.randn(2, 4, 4, 4, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 4, (2, 32, 32))
+    criterion = OhemCrossEntropy(threshold=0.7, min_kept=50)
+    combined = DDRNetLoss(criterion)
+    assert combined.weights == (1.0, 0.4)
+    total = combined([main, aux], labels)
+    expected = criterion(main, labels) + 0.4 * criterion(aux, labels)
+    assert total.item() == pytest.approx(expected.item(), rel=1e-12)
+
+    total.backward()
+    aux_alone = aux.detach().clone().requires_grad_(True)
+    criterion(aux_alone, labels).backward()
+    torch.testing.assert_close(aux.grad, 0.4 * aux_alone.grad)
+
+
+def test_ddrnet_loss_of_a_single_output_is_the_main_loss():
+    torch.manual_seed(2)
+    logits = torch.randn(1, 3, 4, 4)
+    labels = torch.randint(0, 3, (1, 32, 32))
+    criterion = OhemCrossEntropy(min_kept=10)
+    assert DDRNetLoss(criterion, weights=(1.0, 0.4))(logits, labels).item() == pytest.approx(
+        criterion(logits, labels).item())
+
+
+def test_ohem_rejects_a_threshold_outside_0_1():
+    with pytest.raises(ValueError, match="threshold"):
+        OhemCrossEntropy(threshold=1.5)

@@ -1,0 +1,137 @@
+"""Dataset sources and training augmentation on real files and arrays."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ddrnet_ros.data.datasets import AugmentedPairs, CityscapesDataset, DatasetLayoutError, ValidationPairs
+from ddrnet_ros.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainAugmentation, normalize
+
+
+def write_cityscapes_split(root, split, frames):
+    """Write real PNGs in the Cityscapes layout; ``frames`` maps 'city/stem' -> (image, labels)."""
+    for name, (image, labels) in frames.items():
+        city, stem = name.split("/")
+        image_dir = root / "leftImg8bit" / split / city
+        label_dir = root / "gtFine" / split / city
+        image_dir.mkdir(parents=True, exist_ok=True)
+        label_dir.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(image_dir / f"{stem}_leftImg8bit.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if labels is not None:
+            assert cv2.imwrite(str(label_dir / f"{stem}_gtFine_labelTrainIds.png"), labels)
+
+
+def random_frame(seed, height=16, width=24):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    labels = rng.integers(0, 19, (height, width), dtype=np.uint8)
+    labels[0, :] = 255
+    return image, labels
+
+
+def test_cityscapes_pairs_each_image_with_its_train_id_labels(tmp_path):
+    frames = {"bonn/bonn_000001_000019": random_frame(1), "aachen/aachen_000000_000019": random_frame(0),
+              "aachen/aachen_000002_000019": random_frame(2)}
+    write_cityscapes_split(tmp_path, "train", frames)
+    write_cityscapes_split(tmp_path, "val", {"lindau/lindau_000000_000019": random_frame(9)})
+    train = CityscapesDataset(tmp_path, "train")
+    assert len(train) == 3
+    expected = [frames[k] for k in sorted(frames)]  # sorted by city, then file name
+    for (image, labels), (want_image, want_labels) in zip((train[i] for i in range(3)), expected):
+        assert image.dtype == np.uint8 and image.shape == (16, 24, 3)
+        np.testing.assert_array_equal(image, want_image)  # RGB order restored
+        np.testing.assert_array_equal(labels, want_labels)
+    assert len(CityscapesDataset(tmp_path, "val")) == 1
+
+
+def test_cityscapes_names_the_expected_layout_when_a_folder_is_missing(tmp_path):
+    write_cityscapes_split(tmp_path, "train", {"bonn/bonn_000001_000019": random_frame(1)})
+    with pytest.raises(DatasetLayoutError, match=r"leftImg8bit/val.*not found.*gtFine/val/<city>"):
+        CityscapesDataset(tmp_path, "val")
+    with pytest.raises(DatasetLayoutError, match="not a directory"):
+        CityscapesDataset(tmp_path / "nowhere", "train")
+
+
+def test_cityscapes_reports_images_without_train_id_labels(tmp_path):
+    write_cityscapes_split(tmp_path, "train", {"bonn/bonn_000001_000019": (random_frame(1)[0], None)})
+    (tmp_path / "gtFine" / "train" / "bonn" / "bonn_000001_000019_gtFine_labelIds.png").write_bytes(b"")
+    with pytest.raises(DatasetLayoutError, match="1 of 1 images have no label file.*createTrainIdLabelImgs"):
+        CityscapesDataset(tmp_path, "train")
+
+
+def test_crop_larger_than_the_image_pads_labels_with_ignore():
+    image = np.full((10, 12, 3), 200, np.uint8)
+    labels = np.full((10, 12), 7, np.uint8)
+    augment = TrainAugmentation(crop=(16, 16), scale_range=(1.0, 1.0), flip=False)
+    out_image, out_labels = augment(image, labels, np.random.default_rng(0))
+    assert out_labels.shape == (16, 16) and out_image.shape == (16, 16, 3)
+    assert np.count_nonzero(out_labels == 7) == 10 * 12
+    assert np.all((out_labels == 7) | (out_labels == 255))
+    assert np.all(out_image[out_labels == 255] == 0)
+    assert np.all(out_image[out_labels == 7] == 200)
+
+
+def test_augmentation_keeps_image_and_labels_aligned_through_scale_and_flip():
+    # Left half class 1 (red), right half class 2 (blue): after any scale/crop/flip, each
+    # pixel's colour must still say its label (away from the blurred boundary).
+    image = np.zeros((64, 64, 3), np.uint8)
+    labels = np.zeros((64, 64), np.uint8)
+    image[:, :32], labels[:, :32] = (255, 0, 0), 1
+    image[:, 32:], labels[:, 32:] = (0, 0, 255), 2
+    augment = TrainAugmentation(crop=(32, 32), scale_range=(0.5, 2.0))
+    flipped = 0
+    for seed in range(12):
+        out_image, out_labels = augment(image, labels, np.random.default_rng(seed))
+        red = out_image[..., 0] > 200
+        blue = out_image[..., 2] > 200
+        assert np.all(out_labels[red] == 1) and np.all(out_labels[blue] == 2)
+        assert np.count_nonzero(red | blue) > 0.6 * np.count_nonzero(out_labels != 255)
+        columns_1 = np.nonzero((out_labels == 1).any(0))[0]
+        columns_2 = np.nonzero((out_labels == 2).any(0))[0]
+        if len(columns_1) and len(columns_2) and columns_1.min() > columns_2.max():
+            flipped += 1
+    assert 0 < flipped < 12
+
+
+def test_augmented_pairs_depend_only_on_seed_epoch_and_index():
+    class Frames(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return random_frame(index, 48, 64)
+
+    augment = TrainAugmentation(crop=(32, 32))
+    pairs = AugmentedPairs(Frames(), augment, seed=5)
+    image_a, labels_a = pairs[(0, 1)]
+    image_b, labels_b = AugmentedPairs(Frames(), augment, seed=5)[(0, 1)]
+    torch.testing.assert_close(image_a, image_b)
+    assert torch.equal(labels_a, labels_b)
+    assert image_a.shape == (3, 32, 32) and labels_a.dtype == torch.int64
+    assert not torch.equal(pairs[(1, 1)][0], image_a)  # another epoch, another augmentation
+    assert not torch.equal(AugmentedPairs(Frames(), augment, seed=6)[(0, 1)][0], image_a)
+
+
+def test_normalize_applies_imagenet_statistics_on_0_1_rgb():
+    image = np.zeros((2, 2, 3), np.uint8)
+    image[0, 0] = (255, 0, 128)
+    out = normalize(image)
+    assert out.shape == (3, 2, 2) and out.dtype == torch.float32
+    for channel, value in enumerate((255, 0, 128)):
+        want = (value / 255.0 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
+        assert out[channel, 0, 0].item() == pytest.approx(want, abs=1e-5)
+
+
+def test_validation_pairs_resize_the_image_but_keep_labels_at_full_resolution():
+    class Frames(torch.utils.data.Dataset):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, index):
+            return random_frame(3, 32, 64)
+
+    image, labels = ValidationPairs(Frames(), (16, 32))[0]
+    assert image.shape == (3, 16, 32)
+    assert labels.shape == (32, 64)
+    np.testing.assert_array_equal(labels.numpy(), random_frame(3, 32, 64)[1])

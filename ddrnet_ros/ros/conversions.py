@@ -1,0 +1,49 @@
+"""ROS messages <-> numpy: this module only moves fields; pixel layouts live in ddrnet_ros.encodings."""
+
+from __future__ import annotations
+
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from ddrnet_ros.encodings import DecodedImage, decode_compressed, decode_image, encode_image
+from ddrnet_ros.msg import ClassInfo, SegmentationInfo
+
+
+def decode_image_msg(msg: Image) -> DecodedImage:
+    """Pixels of a sensor_msgs/Image (a view of its buffer where the layout allows)."""
+    return decode_image(msg.data, msg.height, msg.width, msg.encoding, msg.step, bool(msg.is_bigendian))
+
+
+def decode_compressed_msg(msg: CompressedImage) -> DecodedImage:
+    """Pixels of a sensor_msgs/CompressedImage (jpeg or png)."""
+    return decode_compressed(msg.data, msg.format)
+
+
+def image_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
+    """An Image of ``pixels`` (HxW or HxWxC uint8) in ``encoding`` with the given header."""
+    data, step = encode_image(pixels, encoding)
+    return Image(header=header, height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
+                 is_bigendian=0, step=step, data=data)
+
+
+def segmentation_info_msg(header: Header, variant: str, checkpoint_sha256: str, input_size: tuple[int, int] | None,
+                          class_map) -> SegmentationInfo:
+    """What /segmentation/labels means: model, network size, ignore label and the class map."""
+    height, width = input_size or (0, 0)
+    classes = [ClassInfo(id=i, name=name, r=int(c[0]), g=int(c[1]), b=int(c[2]))
+               for i, (name, c) in enumerate(zip(class_map.names, class_map.colors))]
+    return SegmentationInfo(header=header, model_variant=variant, checkpoint_sha256=checkpoint_sha256,
+                            input_height=height, input_width=width, ignore_label=class_map.ignore_label,
+                            classes=classes)
+
+
+def label_info_msg(header: Header, class_map):
+    """vision_msgs/LabelInfo of the class map, or None where vision_msgs is not installed."""
+    try:
+        from vision_msgs.msg import LabelInfo, VisionClass
+    except ImportError:
+        return None
+    return LabelInfo(header=header, class_map=[VisionClass(class_id=i, class_name=n)
+                                               for i, n in enumerate(class_map.names)],
+                     threshold=0.0)

@@ -1,0 +1,128 @@
+"""Per-camera counters and their /diagnostics status.
+
+The subscription callback and the inference worker update a :class:`CameraStats` from different
+threads; a wall-clock timer takes one window from it about once a second and publishes it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from ddrnet_ros.metrics import LatencyStats
+
+
+@dataclass
+class _Window:
+    received: int = 0
+    published: int = 0
+    dropped: int = 0
+    bad_input: int = 0
+    inference_ms: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CameraReport:
+    """One diagnostics window of one camera, plus the totals since activation."""
+
+    camera: str
+    seconds: float
+    received: int
+    published: int
+    dropped: int
+    bad_input: int
+    inference: LatencyStats
+    latency: LatencyStats
+    total_received: int
+    total_published: int
+    total_dropped: int
+    total_bad_input: int
+
+    @property
+    def input_rate_hz(self) -> float:
+        return self.received / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def output_rate_hz(self) -> float:
+        return self.published / self.seconds if self.seconds > 0 else 0.0
+
+
+class CameraStats:
+    """Thread-safe counters of one camera: a current window and running totals."""
+
+    def __init__(self, camera: str) -> None:
+        self.camera = camera
+        self._lock = threading.Lock()
+        self._window = _Window()
+        self._totals = _Window()
+        self._window_start = time.monotonic()
+
+    def _count(self, attr: str) -> None:
+        with self._lock:
+            setattr(self._window, attr, getattr(self._window, attr) + 1)
+            setattr(self._totals, attr, getattr(self._totals, attr) + 1)
+
+    def received(self) -> None:
+        self._count("received")
+
+    def dropped(self) -> None:
+        """A frame was superseded by a newer one before inference started on it."""
+        self._count("dropped")
+
+    def bad_input(self) -> None:
+        self._count("bad_input")
+
+    def published(self, inference_ms: float, latency_ms: float) -> None:
+        with self._lock:
+            self._window.published += 1
+            self._totals.published += 1
+            self._window.inference_ms.append(inference_ms)
+            self._window.latency_ms.append(latency_ms)
+
+    def take_report(self) -> CameraReport:
+        """Close the current window and return it; the next window starts now."""
+        now = time.monotonic()
+        with self._lock:
+            w, t = self._window, self._totals
+            seconds = now - self._window_start
+            self._window, self._window_start = _Window(), now
+            totals = (t.received, t.published, t.dropped, t.bad_input)
+        return CameraReport(self.camera, seconds, w.received, w.published, w.dropped, w.bad_input,
+                            LatencyStats.from_samples(w.inference_ms), LatencyStats.from_samples(w.latency_ms),
+                            *totals)
+
+
+def _ms(value: float) -> str:
+    return "nan" if value != value else f"{value:.1f}"
+
+
+def camera_status(report: CameraReport, node_name: str, device: str) -> DiagnosticStatus:
+    """The DiagnosticStatus of one camera's window: WARN on bad input or when no image arrived."""
+    if report.bad_input:
+        level, message = DiagnosticStatus.WARN, f"{report.bad_input} bad input frame(s) skipped"
+    elif report.received == 0:
+        level, message = DiagnosticStatus.WARN, "no images received"
+    else:
+        level, message = DiagnosticStatus.OK, (f"{report.input_rate_hz:.1f} Hz in, {report.output_rate_hz:.1f} Hz out, "
+                                               f"{report.dropped} dropped")
+    values = {
+        "input_rate_hz": f"{report.input_rate_hz:.2f}",
+        "output_rate_hz": f"{report.output_rate_hz:.2f}",
+        "dropped": str(report.dropped),
+        "dropped_total": str(report.total_dropped),
+        "bad_input": str(report.bad_input),
+        "bad_input_total": str(report.total_bad_input),
+        "received_total": str(report.total_received),
+        "published_total": str(report.total_published),
+        "inference_p50_ms": _ms(report.inference.p50_ms),
+        "inference_p95_ms": _ms(report.inference.p95_ms),
+        "latency_p50_ms": _ms(report.latency.p50_ms),
+        "latency_p95_ms": _ms(report.latency.p95_ms),
+        "device": device,
+    }
+    return DiagnosticStatus(level=level, name=f"{node_name}: {report.camera}", message=message,
+                            hardware_id=device, values=[KeyValue(key=k, value=v) for k, v in values.items()])

@@ -1,0 +1,341 @@
+"""The segmentation node: camera images in, pixel-aligned labels, colour mask and overlay out.
+
+A lifecycle node. configure validates the parameters and loads the model; activate subscribes,
+starts the inference worker and publishes the latched label info; deactivate stops both. With
+``autostart`` (the default) it walks itself to active so that a plain launch works.
+
+Latest-frame policy: a subscription callback only puts the message in its camera's one-frame
+slot (a newer frame replaces an unprocessed one, which is counted as dropped) and returns. One
+worker thread serves the cameras round-robin, so under overload the latency stays one frame
+deep and no queue grows. Everything that is not ROS plumbing lives in ddrnet_ros.engine and
+ddrnet_ros.encodings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import ReliabilityPolicy
+from rclpy.time import Time
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from ddrnet_ros.encodings import DecodedImage, ImageDecodeError
+from ddrnet_ros.engine import Segmenter
+from ddrnet_ros.msg import SegmentationInfo
+from ddrnet_ros.ros import qos
+from ddrnet_ros.ros.conversions import (decode_compressed_msg, decode_image_msg, image_msg, label_info_msg,
+                                        segmentation_info_msg)
+from ddrnet_ros.ros.diagnostics import CameraStats, camera_status
+from ddrnet_ros.ros.params import CameraSettings, NodeSettings, declare_parameters, read_settings
+
+NODE_NAME = "segmentation_node"
+#: Seconds between two warnings about the same kind of bad input.
+WARN_THROTTLE_S = 5.0
+#: How often cameras with ``input_qos: auto`` re-check their publishers' reliability.
+QOS_CHECK_PERIOD_S = 0.5
+
+
+@dataclass
+class Camera:
+    """One input: its subscription, output publishers, latest-frame slot and counters."""
+
+    settings: CameraSettings
+    stats: CameraStats
+    publishers: dict[str, Any]
+    subscription: Any = None
+    reliability: ReliabilityPolicy | None = None
+    pending: Any = field(default=None, repr=False)  # newest unprocessed message (guarded by the node's lock)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+
+def output_topic(camera: str, output: str, several: bool) -> str:
+    """segmentation/<output> for a single camera, segmentation/<camera>/<output> for several."""
+    return f"segmentation/{camera}/{output}" if several else f"segmentation/{output}"
+
+
+class SegmentationNode(LifecycleNode):
+    """Semantic segmentation of one or more cameras with one DDRNet model."""
+
+    OUTPUTS = ("labels", "color", "overlay", "confidence")
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_parameters(self)
+        self.settings: NodeSettings | None = None
+        self.segmenter: Segmenter | None = None
+        #: Why the last configure failed (one line), for callers that drive the lifecycle.
+        self.configure_error: str | None = None
+        self.cameras: list[Camera] = []
+        self._slots = threading.Condition()
+        self._running = False
+        self._next_camera = 0
+        self._worker: threading.Thread | None = None
+        self._timers: list[Any] = []
+        self._label_info_pub = None
+        self._vision_label_info_pub = None
+        self._diagnostics_pub = None
+        self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            settings = read_settings(self)
+            segmenter = Segmenter(settings.segmenter)
+            segmenter.class_map.check_num_classes(segmenter.num_classes)
+        except Exception as exc:  # any failure to load the model fails configure, with its reason
+            self.configure_error = f"{exc}" if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"configure failed: {self.configure_error}")
+            return TransitionCallbackReturn.FAILURE
+        self.configure_error = None
+        self.settings, self.segmenter = settings, segmenter
+        self.get_logger().info(
+            f"model {segmenter.variant} ({segmenter.num_classes} classes) from "
+            f"{segmenter.checkpoint_path or 'random initialisation'} on device {segmenter.device}")
+
+        several = len(settings.cameras) > 1
+        out_qos = qos.output_profile(settings.output_qos, settings.output_depth)
+        self.cameras = []
+        for cam in settings.cameras:
+            publishers = {name: self.create_lifecycle_publisher(Image, output_topic(cam.name, name, several), out_qos)
+                          for name in self.OUTPUTS}
+            self.cameras.append(Camera(cam, CameraStats(cam.name), publishers))
+        self._label_info_pub = self.create_lifecycle_publisher(SegmentationInfo, "segmentation/label_info",
+                                                               qos.LABEL_INFO)
+        vision_info = label_info_msg(self._header(), segmenter.class_map)
+        if vision_info is not None:
+            self._vision_label_info_pub = self.create_lifecycle_publisher(
+                type(vision_info), "segmentation/vision_label_info", qos.LABEL_INFO)
+        self._diagnostics_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # activates the lifecycle publishers
+        header = self._header()
+        seg = self.segmenter
+        self._label_info_pub.publish(segmentation_info_msg(header, seg.variant, seg.checkpoint_sha256 or "",
+                                                           self.settings.segmenter.input_size, seg.class_map))
+        if self._vision_label_info_pub is not None:
+            self._vision_label_info_pub.publish(label_info_msg(header, seg.class_map))
+        for camera in self.cameras:
+            camera.stats = CameraStats(camera.name)
+            self._subscribe(camera)
+        self._running = True
+        self._worker = threading.Thread(target=self._serve, name="segmentation-worker", daemon=True)
+        self._worker.start()
+        self._timers = [self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics,
+                                          clock=self._steady_clock)]
+        if self.settings.input_qos == "auto":
+            self._timers.append(self.create_timer(QOS_CHECK_PERIOD_S, self._match_publishers,
+                                                  clock=self._steady_clock))
+        topics = ", ".join(f"{c.name}: {self.resolve_topic_name(c.settings.topic)}" for c in self.cameras)
+        self.get_logger().info(f"active; segmenting {topics}")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop(self) -> None:
+        """Unsubscribe, stop the timers and let the worker finish its frame."""
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._timers = []
+        for camera in self.cameras:
+            if camera.subscription is not None:
+                self.destroy_subscription(camera.subscription)
+                camera.subscription = None
+        with self._slots:
+            self._running = False
+            for camera in self.cameras:
+                camera.pending = None
+            self._slots.notify_all()
+        if self._worker is not None:
+            self._worker.join()
+            self._worker = None
+
+    def _release(self) -> None:
+        for camera in self.cameras:
+            for publisher in camera.publishers.values():
+                self.destroy_lifecycle_publisher(publisher)
+        for publisher in (self._label_info_pub, self._vision_label_info_pub, self._diagnostics_pub):
+            if publisher is not None:
+                self.destroy_lifecycle_publisher(publisher)
+        self._label_info_pub = self._vision_label_info_pub = self._diagnostics_pub = None
+        self.cameras = []
+        self.segmenter = None
+        self.settings = None
+
+    def destroy_node(self) -> None:
+        self._stop()
+        super().destroy_node()
+
+    # ------------------------------------------------------------------ input
+    def _subscribe(self, camera: Camera) -> None:
+        reliability = qos.resolve_input_reliability(self.settings.input_qos, self._publisher_reliabilities(camera))
+        if camera.subscription is not None:
+            self.destroy_subscription(camera.subscription)
+        msg_type = CompressedImage if camera.settings.compressed else Image
+        camera.subscription = self.create_subscription(
+            msg_type, camera.settings.topic, lambda msg, c=camera: self._on_image(c, msg),
+            qos.input_profile(reliability))
+        camera.reliability = reliability
+
+    def _publisher_reliabilities(self, camera: Camera) -> list[ReliabilityPolicy]:
+        infos = self.get_publishers_info_by_topic(self.resolve_topic_name(camera.settings.topic))
+        return [info.qos_profile.reliability for info in infos]
+
+    def _match_publishers(self) -> None:
+        """input_qos auto: re-subscribe when the publishers' reliability no longer matches ours."""
+        for camera in self.cameras:
+            wanted = qos.resolve_input_reliability("auto", self._publisher_reliabilities(camera))
+            if wanted != camera.reliability:
+                self.get_logger().info(
+                    f"camera {camera.name}: publishers of {camera.settings.topic} are "
+                    f"{'best effort' if wanted == ReliabilityPolicy.BEST_EFFORT else 'reliable'}; re-subscribing")
+                self._subscribe(camera)
+
+    def _on_image(self, camera: Camera, msg: Any) -> None:
+        """Store the newest frame and return; the worker does the rest."""
+        camera.stats.received()
+        with self._slots:
+            if camera.pending is not None:
+                camera.stats.dropped()
+            camera.pending = msg
+            self._slots.notify()
+
+    # ------------------------------------------------------------------ worker
+    def _take_next(self) -> tuple[Camera, Any] | None:
+        """Block until a camera has a frame (round-robin) or the node stops (None)."""
+        with self._slots:
+            while self._running:
+                count = len(self.cameras)
+                for offset in range(count):
+                    camera = self.cameras[(self._next_camera + offset) % count]
+                    if camera.pending is not None:
+                        msg, camera.pending = camera.pending, None
+                        self._next_camera = (self._next_camera + offset + 1) % count
+                        return camera, msg
+                self._slots.wait()
+            return None
+
+    def _serve(self) -> None:
+        while (item := self._take_next()) is not None:
+            camera, msg = item
+            try:
+                self._process(camera, msg)
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the worker
+                camera.stats.bad_input()
+                self.get_logger().error(f"camera {camera.name}: frame skipped: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _decode(self, camera: Camera, msg: Any) -> DecodedImage | None:
+        try:
+            return decode_compressed_msg(msg) if camera.settings.compressed else decode_image_msg(msg)
+        except ImageDecodeError as exc:
+            camera.stats.bad_input()
+            self.get_logger().warning(f"camera {camera.name}: bad image skipped: {exc}",
+                                      throttle_duration_sec=WARN_THROTTLE_S)
+            return None
+
+    def _process(self, camera: Camera, msg: Any) -> None:
+        image = self._decode(camera, msg)
+        if image is None:
+            return
+        pubs = camera.publishers
+        wants = {name: pubs[name].get_subscription_count() > 0 for name in self.OUTPUTS}
+        result = self.segmenter.segment(
+            image.pixels, channel_order=image.channel_order, want_color=wants["color"],
+            want_overlay=wants["overlay"], want_confidence=wants["confidence"],
+            overlay_alpha=self.settings.overlay_alpha, confidence_threshold=self.settings.confidence_threshold,
+            stream_key=camera.name)
+        header = msg.header
+        pubs["labels"].publish(image_msg(result.labels, "mono8", header))
+        if wants["color"]:
+            pubs["color"].publish(image_msg(result.color, "rgb8", header))
+        if wants["overlay"]:
+            pubs["overlay"].publish(image_msg(result.overlay, "rgb8", header))
+        if wants["confidence"]:
+            pubs["confidence"].publish(image_msg(result.confidence, "mono8", header))
+        latency_ms = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
+        camera.stats.published(result.inference_ms, latency_ms)
+
+    # ------------------------------------------------------------------ outputs
+    def _header(self) -> Header:
+        return Header(stamp=self.get_clock().now().to_msg(), frame_id="")
+
+    def _publish_diagnostics(self) -> None:
+        device = str(self.segmenter.device)
+        statuses = [camera_status(c.stats.take_report(), self.get_name(), device) for c in self.cameras]
+        self._diagnostics_pub.publish(DiagnosticArray(header=self._header(), status=statuses))
+
+
+# ---------------------------------------------------------------------- entry points
+def spin_node(args: list[str] | None = None) -> int:
+    """Create the node from ROS arguments, bring it up when ``autostart`` says so, and spin until shutdown."""
+    rclpy.init(args=args)
+    node = SegmentationNode()
+    try:
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                return 1
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().error("activate failed")
+                return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params-file", metavar="YAML",
+                        help="ROS parameters file (ros__parameters format), e.g. config/segmentation.yaml")
+    parser.add_argument("ros_args", nargs=argparse.REMAINDER,
+                        help="further ROS arguments after --ros-args (remappings, -p name:=value, ...)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``ddrnet-ros run``: the node, configured from a params file."""
+    ros_args = list(args.ros_args)
+    if ros_args and ros_args[0] == "--ros-args":
+        ros_args = ros_args[1:]
+    if args.params_file:
+        ros_args = ["--params-file", args.params_file, *ros_args]
+    return spin_node(["ddrnet-ros-run", "--ros-args", *ros_args] if ros_args else None)
+
+
+def main_ros() -> None:
+    """The installed ``lib/ddrnet_ros/segmentation_node`` executable (what launch files start)."""
+    sys.exit(spin_node(sys.argv))
+
+
+if __name__ == "__main__":
+    main_ros()

@@ -1,0 +1,215 @@
+"""The node's parameters: each declared once, with its description and its check beside it.
+
+Every parameter is declared with dynamic typing so that a value of the wrong type in a params
+file reaches :func:`read_settings`, which fails with one line naming the parameter, the value and
+what is allowed, instead of rclpy refusing to construct the node.
+
+Cameras: ``cameras`` lists names; each name ``N`` has ``camera.N.topic`` (default
+``N/image_raw``, or ``N/image_raw/compressed`` when compressed) and ``camera.N.compressed`` (default false: ``sensor_msgs/Image``; true:
+``sensor_msgs/CompressedImage``). The default single camera is called ``camera``, so its topic is
+``camera/image_raw``, resolved in the node's namespace and remappable the ROS way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+
+from ddrnet_ros.engine import EngineConfigError, SegmenterConfig
+from ddrnet_ros.ros.qos import INPUT_QOS_CHOICES, OUTPUT_QOS_CHOICES
+
+#: ``checkpoint`` value that asks for random weights (tests and benchmarks only).
+RANDOM_CHECKPOINT = "random"
+
+_CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class ParameterError(ValueError):
+    """A parameter has a value the node cannot use; the message names it, its value and what is allowed."""
+
+    def __init__(self, name: str, value: Any, allowed: str) -> None:
+        super().__init__(f"parameter '{name}' = {value!r} is invalid: expected {allowed}")
+        self.name = name
+        self.value = value
+        self.allowed = allowed
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], bool]:
+    return lambda v: v in choices
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A declared parameter: default, description shown by ``ros2 param describe``, and its check."""
+
+    name: str
+    default: Any
+    description: str
+    allowed: str
+    check: Callable[[Any], bool]
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("autostart", True, "Configure and activate by itself at start-up (false: wait for a lifecycle manager).",
+              "true or false", _is_bool),
+    ParamSpec("variant", "ddrnet23_slim", "DDRNet variant of the checkpoint.",
+              "ddrnet23_slim, ddrnet23 or ddrnet39", _is_str),
+    ParamSpec("checkpoint", "", f"Checkpoint file; empty: the shipped checkpoint; '{RANDOM_CHECKPOINT}': "
+              "random weights (tests and benchmarks only).", "a path, '' or 'random'", _is_str),
+    ParamSpec("device", "auto", "Where inference runs; auto picks cuda when available, else cpu.",
+              "auto, cpu, cuda or cuda:N", _is_str),
+    ParamSpec("backend", "torch", "Inference backend.", "a backend name such as torch", _is_str),
+    ParamSpec("precision", "fp32", "Numeric precision of inference.", "fp32, fp16 or bf16", _is_str),
+    ParamSpec("input_size", [0, 0], "Network input [height, width]; [0, 0]: each image's own size "
+              "(padded to a multiple of 8). Outputs always have the input image's size.",
+              "[height, width], both 0 or both positive multiples of 8",
+              lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v)),
+    ParamSpec("keep_aspect", True, "Letterbox to input_size keeping the aspect ratio (false: stretch).",
+              "true or false", _is_bool),
+    ParamSpec("num_threads", 0, "CPU threads for inference; 0: the library default.",
+              "an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    ParamSpec("class_config", "", "Class names and colours (YAML); empty: the built-in Cityscapes 19 classes. "
+              "Must list exactly as many classes as the model predicts.", "a path or ''", _is_str),
+    ParamSpec("overlay_alpha", 0.5, "Weight of the colour mask in the overlay image.",
+              "a number in [0, 1]", lambda v: _is_number(v) and 0.0 <= v <= 1.0),
+    ParamSpec("confidence_threshold", 0.0, "Pixels whose max softmax is below this become the ignore label (255).",
+              "a number in [0, 1]", lambda v: _is_number(v) and 0.0 <= v <= 1.0),
+    ParamSpec("input_qos", "auto", "Image subscription reliability; auto: follow the publishers (reliable "
+              "unless every publisher is best effort).", ", ".join(INPUT_QOS_CHOICES), _one_of(INPUT_QOS_CHOICES)),
+    ParamSpec("output_qos", "reliable", "Reliability of labels/color/overlay/confidence.",
+              ", ".join(OUTPUT_QOS_CHOICES), _one_of(OUTPUT_QOS_CHOICES)),
+    ParamSpec("output_depth", 1, "History depth of the output publishers.", "an integer >= 1",
+              lambda v: _is_int(v) and v >= 1),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (wall clock).",
+              "a number > 0", lambda v: _is_number(v) and v > 0),
+    ParamSpec("cameras", ["camera"], "Camera names; each has camera.<name>.topic and camera.<name>.compressed. "
+              "One camera publishes segmentation/labels etc., several publish segmentation/<name>/labels.",
+              "a non-empty list of unique names of letters, digits and _",
+              lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and len(set(v)) == len(v)
+              and all(_is_str(n) and _CAMERA_NAME.match(n) for n in v)),
+)
+
+_SPECS = {spec.name: spec for spec in PARAMETERS}
+
+
+def compressed_spec(name: str) -> ParamSpec:
+    return ParamSpec(f"camera.{name}.compressed", False,
+                     f"Camera '{name}' publishes sensor_msgs/CompressedImage (jpeg/png).", "true or false", _is_bool)
+
+
+def topic_spec(name: str, compressed: bool) -> ParamSpec:
+    default = f"{name}/image_raw/compressed" if compressed else f"{name}/image_raw"
+    return ParamSpec(f"camera.{name}.topic", default, f"Image topic of camera '{name}'.",
+                     "a non-empty topic name", lambda v: _is_str(v) and bool(v.strip()))
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    name: str
+    topic: str
+    compressed: bool
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Everything the node reads from its parameters, validated."""
+
+    segmenter: SegmenterConfig
+    cameras: tuple[CameraSettings, ...]
+    overlay_alpha: float
+    confidence_threshold: float
+    input_qos: str
+    output_qos: str
+    output_depth: int
+    diagnostics_period: float
+
+
+def _declare(node: Node, spec: ParamSpec) -> None:
+    if not node.has_parameter(spec.name):
+        descriptor = ParameterDescriptor(description=spec.description, additional_constraints=spec.allowed,
+                                         dynamic_typing=True)
+        node.declare_parameter(spec.name, spec.default, descriptor)
+
+
+def declare_parameters(node: Node) -> None:
+    """Declare the node-wide parameters (per-camera ones are declared by :func:`read_settings`)."""
+    for spec in PARAMETERS:
+        _declare(node, spec)
+
+
+def _value(node: Node, spec: ParamSpec) -> Any:
+    value = node.get_parameter(spec.name).value
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "array":
+        value = list(value)
+    if not spec.check(value):
+        raise ParameterError(spec.name, value, spec.allowed)
+    return value
+
+
+def read_settings(node: Node) -> NodeSettings:
+    """Read and validate every parameter; raises :class:`ParameterError` on the first bad one."""
+    v = {name: _value(node, spec) for name, spec in _SPECS.items()}
+    cameras = []
+    for name in v["cameras"]:
+        _declare(node, compressed_spec(name))
+        compressed = _value(node, compressed_spec(name))
+        _declare(node, topic_spec(name, compressed))
+        cameras.append(CameraSettings(name, _value(node, topic_spec(name, compressed)), compressed))
+
+    checkpoint = v["checkpoint"]
+    size = v["input_size"]
+    if (size[0] == 0) != (size[1] == 0) or any(s % 8 for s in size):
+        raise ParameterError("input_size", size, _SPECS["input_size"].allowed)
+    segmenter = SegmenterConfig(
+        variant=v["variant"],
+        checkpoint="" if checkpoint == RANDOM_CHECKPOINT else (checkpoint or None),
+        device=v["device"], backend=v["backend"], precision=v["precision"],
+        input_size=tuple(size) if size[0] else None, keep_aspect=v["keep_aspect"],
+        num_threads=v["num_threads"], class_map=v["class_config"] or None)
+    try:
+        segmenter.validate()
+    except EngineConfigError as exc:
+        raise engine_error_as_parameter_error(exc) from None
+    return NodeSettings(segmenter=segmenter, cameras=tuple(cameras), overlay_alpha=float(v["overlay_alpha"]),
+                        confidence_threshold=float(v["confidence_threshold"]), input_qos=v["input_qos"],
+                        output_qos=v["output_qos"], output_depth=v["output_depth"],
+                        diagnostics_period=float(v["diagnostics_period"]))
+
+
+#: SegmenterConfig field -> parameter name, where they differ.
+_FIELD_TO_PARAMETER = {"class_map": "class_config"}
+
+
+def engine_error_as_parameter_error(exc: EngineConfigError) -> Exception:
+    """Re-word an engine configuration error with the parameter's name, where the engine names its field."""
+    field = getattr(exc, "field", None)
+    if field is None:
+        return exc
+    name = _FIELD_TO_PARAMETER.get(field, field)
+    allowed = getattr(exc, "allowed", None)
+    if allowed is None:
+        return exc
+    if not isinstance(allowed, str):
+        allowed = ", ".join(map(str, allowed))
+    return ParameterError(name, getattr(exc, "value", None), allowed)

@@ -1,0 +1,67 @@
+"""The one home of the node's QoS profiles.
+
+Inputs default to ``auto``: the subscription takes the reliability of the publishers it finds
+(as rosbag2 does), because a best-effort subscriber receives almost nothing of a large image
+from an ordinary reliable publisher here (each frame is dozens of DDS fragments and one lost
+fragment loses the frame), while a reliable subscriber receives nothing at all from a
+best-effort publisher (incompatible QoS). ``best_effort`` is the sensor-data reliability, for
+drivers that publish that way. Outputs are reliable keep-last by default. The label info
+is latched (transient local) so that late subscribers still get it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+#: Values of the ``input_qos`` parameter.
+INPUT_QOS_CHOICES = ("auto", "reliable", "best_effort")
+#: Values of the ``output_qos`` parameter.
+OUTPUT_QOS_CHOICES = ("reliable", "best_effort")
+
+#: Input history depth: the node keeps only the newest frame anyway (latest-frame slot), so a
+#: deeper reader queue would only hold frames that are dropped unseen.
+INPUT_DEPTH = 1
+
+
+def _keep_last(depth: int, reliability: ReliabilityPolicy) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def input_profile(reliability: ReliabilityPolicy) -> QoSProfile:
+    """Image subscription profile of the given reliability (keep last 1, volatile)."""
+    return _keep_last(INPUT_DEPTH, reliability)
+
+
+def resolve_input_reliability(setting: str, publisher_reliabilities: Iterable[ReliabilityPolicy]
+                              ) -> ReliabilityPolicy:
+    """The reliability an image subscription should use.
+
+    ``auto`` follows the publishers: reliable if any publisher is reliable or if none is known
+    yet (a later best-effort publisher is caught by the incompatible-QoS event), best effort
+    only when every publisher is best effort.
+    """
+    if setting == "reliable":
+        return ReliabilityPolicy.RELIABLE
+    if setting == "best_effort":
+        return ReliabilityPolicy.BEST_EFFORT
+    found = list(publisher_reliabilities)
+    if found and all(r == ReliabilityPolicy.BEST_EFFORT for r in found):
+        return ReliabilityPolicy.BEST_EFFORT
+    return ReliabilityPolicy.RELIABLE
+
+
+def output_profile(setting: str, depth: int) -> QoSProfile:
+    """Labels/color/overlay/confidence publisher profile."""
+    reliability = ReliabilityPolicy.RELIABLE if setting == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    return _keep_last(depth, reliability)
+
+
+#: /segmentation/label_info: latched, so a subscriber that starts later still gets it.
+LABEL_INFO = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+#: /diagnostics, as diagnostic_updater publishes it.
+DIAGNOSTICS = _keep_last(10, ReliabilityPolicy.RELIABLE)

@@ -1,0 +1,54 @@
+"""Start the ddrnet_ros segmentation node.
+
+    ros2 launch ddrnet_ros segmentation.launch.py camera_topic:=/front/image_raw device:=cuda
+
+Arguments left empty keep the params file's value; camera_topic remaps the default camera's
+``camera/image_raw`` input (multi-camera setups name their topics in the params file).
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def _node(context):
+    def arg(name):
+        return LaunchConfiguration(name).perform(context)
+
+    overrides = {"use_sim_time": arg("use_sim_time").lower() in ("true", "1")}
+    for name in ("checkpoint", "device"):
+        if arg(name):
+            overrides[name] = arg(name)
+    return [Node(
+        package="ddrnet_ros",
+        executable="segmentation_node",
+        name="segmentation_node",
+        namespace=arg("namespace"),
+        parameters=[arg("params_file"), overrides],
+        remappings=[("camera/image_raw", arg("camera_topic"))],
+        arguments=["--ros-args", "--log-level", arg("log_level")],
+        output="screen",
+        emulate_tty=True,
+    )]
+
+
+def generate_launch_description():
+    default_params = os.path.join(get_package_share_directory("ddrnet_ros"), "config", "segmentation.yaml")
+    return LaunchDescription([
+        DeclareLaunchArgument("params_file", default_value=default_params,
+                              description="ROS params file of the node"),
+        DeclareLaunchArgument("camera_topic", default_value="camera/image_raw",
+                              description="image topic of the default single camera"),
+        DeclareLaunchArgument("checkpoint", default_value="",
+                              description="checkpoint file (empty: the params file's value)"),
+        DeclareLaunchArgument("device", default_value="",
+                              description="auto, cpu, cuda or cuda:N (empty: the params file's value)"),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock (bag replay)"),
+        DeclareLaunchArgument("log_level", default_value="info", description="debug, info, warn, error"),
+        OpaqueFunction(function=_node),
+    ])

@@ -1,0 +1,195 @@
+"""`ddrnet-ros train` end to end on tiny real images: loss, checkpoints, resume, fine-tuning."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ddrnet_ros import train as trainer
+from ddrnet_ros.classes import ClassMap
+from ddrnet_ros.data.transforms import labels_to_tensor, normalize
+from ddrnet_ros.losses import DDRNetLoss, OhemCrossEntropy
+from ddrnet_ros.model import CheckpointError, create_model, load_checkpoint, read_metadata, save_checkpoint
+
+HEIGHT, WIDTH = 64, 128
+
+
+def scene(seed, num_classes=19):
+    """A learnable toy road scene: sky on top, road below, a car-coloured box; class ids
+    are folded into ``num_classes``."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((HEIGHT, WIDTH), np.uint8)
+    horizon = int(rng.integers(20, 36))
+    labels[:horizon] = 10 % num_classes
+    top, left = int(rng.integers(horizon, HEIGHT - 16)), int(rng.integers(0, WIDTH - 32))
+    labels[top:top + 14, left:left + 30] = 13 % num_classes
+    labels[:2] = 255
+    colours = {0: (128, 64, 128), 10 % num_classes: (70, 130, 180), 13 % num_classes: (0, 0, 142)}
+    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    for cls, colour in colours.items():
+        image[labels == cls] = colour
+    noise = rng.integers(-25, 26, image.shape)
+    return np.clip(image.astype(int) + noise, 0, 255).astype(np.uint8), labels
+
+
+@pytest.fixture
+def cityscapes_root(tmp_path):
+    return write_tree(tmp_path / "cityscapes", num_classes=19)
+
+
+def write_tree(root, num_classes):
+    for split, seeds in (("train", range(6)), ("val", range(100, 102))):
+        for seed in seeds:
+            image, labels = scene(seed, num_classes)
+            for kind, data, suffix in (("leftImg8bit", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), "leftImg8bit"),
+                                       ("gtFine", labels, "gtFine_labelTrainIds")):
+                folder = root / kind / split / "town"
+                folder.mkdir(parents=True, exist_ok=True)
+                assert cv2.imwrite(str(folder / f"town_{seed:06d}_000019_{suffix}.png"), data)
+    return root
+
+
+def run_args(root, output, *extra):
+    return trainer.parse_args([
+        "--data", "cityscapes", "--cityscapes-root", str(root), "--output", str(output),
+        "--height", str(HEIGHT), "--width", str(WIDTH), "--crop", "64x64", "--batch-size", "2",
+        "--min-kept", "2000", "--workers", "0", "--seed", "3", *extra])
+
+
+def test_loss_decreases_over_a_few_sgd_steps_on_a_fixed_batch():
+    torch.manual_seed(0)
+    pairs = [scene(s) for s in range(2)]
+    images = torch.stack([normalize(image) for image, _ in pairs])
+    labels = torch.stack([labels_to_tensor(lab) for _, lab in pairs])
+    model = create_model("ddrnet23_slim", aux=True).train()
+    loss_fn = DDRNetLoss(OhemCrossEntropy(min_kept=2000), weights=(1.0, 0.4))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    losses = []
+    for _ in range(8):
+        loss = loss_fn(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_training_saves_best_checkpoint_in_official_layout_with_sidecar(cityscapes_root, tmp_path):
+    out = tmp_path / "run"
+    summary = trainer.train(run_args(cityscapes_root, out, "--iterations", "4", "--val-every", "2"))
+    assert summary["iterations"] == 4 and summary["stopped_by"] == "completed"
+
+    state = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    official = create_model("ddrnet23_slim").state_dict()
+    assert list(state) == list(official)  # same keys, same (registration) order
+    assert len(state) == 333 and not any(k.startswith("seghead_extra") for k in state)
+    loaded = create_model("ddrnet23_slim")
+    meta = load_checkpoint(loaded, out / "best.pt")
+    for key in ("variant", "num_classes", "class_names", "palette", "input_size", "training_data",
+                "iterations", "val_miou", "val_per_class_iou", "command", "wall_time_s", "torch_version", "sha256"):
+        assert key in meta, key
+    assert meta["variant"] == "ddrnet23_slim" and meta["num_classes"] == 19
+    assert meta["class_names"] == list(ClassMap.builtin().names)
+    assert meta["palette"] == ClassMap.builtin().colors.tolist()
+    assert meta["input_size"] == [HEIGHT, WIDTH]
+    assert meta["training_data"]["train"] == {"source": "cityscapes", "root": str(cityscapes_root),
+                                              "split": "train", "count": 6}
+    assert "--iterations 4" in meta["command"]
+
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["iteration"] for h in history] == [2, 4]
+    best = max(history, key=lambda h: h["mIoU"])
+    assert meta["val_miou"] == pytest.approx(best["mIoU"]) and meta["iterations"] == best["iteration"]
+    assert read_metadata(out / "last.pt")["iterations"] == 4
+
+
+def test_resume_continues_from_the_saved_iteration_with_the_same_optimizer_state(cityscapes_root, tmp_path):
+    straight = tmp_path / "straight"
+    trainer.train(run_args(cityscapes_root, straight, "--iterations", "4", "--threads", "1"))
+
+    split = tmp_path / "split"
+    # A time budget of ~0 stops cleanly after the first step, saving resume.pt.
+    first = trainer.train(run_args(cityscapes_root, split, "--iterations", "4", "--threads", "1",
+                                   "--time-budget", "1e-9"))
+    assert first["iterations"] == 1 and first["stopped_by"].startswith("time budget")
+    saved = torch.load(split / "resume.pt", map_location="cpu", weights_only=True)
+    assert saved["iteration"] == 1
+    assert any(k.startswith("seghead_extra.") for k in saved["model"])  # aux head kept for training
+    assert all("momentum_buffer" in s for s in saved["optimizer"]["state"].values())
+
+    second = trainer.train(run_args(cityscapes_root, split, "--iterations", "4", "--threads", "1", "--resume"))
+    assert second["iterations"] == 4
+    # Same data order, same augmentation, same momentum: the split run ends where the straight one did.
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(split / "last.pt", weights_only=True)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_resume_without_a_saved_run_is_a_one_line_error(cityscapes_root, tmp_path, capsys):
+    code = trainer.main(run_args(cityscapes_root, tmp_path / "empty", "--iterations", "2", "--resume"))
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "resume.pt not found" in err and len(err.splitlines()) == 1
+
+
+def test_fine_tuning_to_fewer_classes_reinitialises_only_the_classifier(tmp_path):
+    torch.manual_seed(1)
+    source = create_model("ddrnet23_slim", num_classes=19)
+    save_checkpoint(source, tmp_path / "official19.pt")
+    target = create_model("ddrnet23_slim", num_classes=3, aux=True)
+    fresh = trainer.init_from_checkpoint(target, tmp_path / "official19.pt")
+    assert sorted(f.split(" ")[0] for f in fresh) == ["final_layer.conv2.bias", "final_layer.conv2.weight",
+                                                      "seghead_extra.*"]
+    loaded, original = target.state_dict(), source.state_dict()
+    for key, value in original.items():
+        if not key.startswith("final_layer.conv2."):
+            assert torch.equal(loaded[key], value), key
+    assert loaded["final_layer.conv2.weight"].shape[0] == 3
+
+
+def test_fine_tuning_run_with_a_three_class_config_trains_and_saves_three_classes(tmp_path):
+    root = write_tree(tmp_path / "three", num_classes=3)
+    classes = tmp_path / "classes.yaml"
+    classes.write_text("classes:\n  - {name: road, color: [128, 64, 128]}\n  - {name: sky, color: [70, 130, 180]}\n"
+                       "  - {name: car, color: [0, 0, 142]}\n")
+    torch.manual_seed(2)
+    save_checkpoint(create_model("ddrnet23_slim"), tmp_path / "init19.pt")
+    out = tmp_path / "ft"
+    trainer.train(run_args(root, out, "--iterations", "2", "--classes", str(classes),
+                           "--init", str(tmp_path / "init19.pt")))
+    model = create_model("ddrnet23_slim", num_classes=3)
+    meta = load_checkpoint(model, out / "best.pt")
+    assert meta["num_classes"] == 3 and meta["class_names"] == ["road", "sky", "car"]
+    assert set(meta["val_per_class_iou"]) == {"road", "sky", "car"}
+    assert meta["recipe"]["init"] == str(tmp_path / "init19.pt")
+
+
+def test_init_from_another_variant_names_the_mismatch(tmp_path):
+    save_checkpoint(create_model("ddrnet23_slim"), tmp_path / "slim.pt")
+    with pytest.raises(CheckpointError, match="cannot initialise ddrnet23.*shape mismatch"):
+        trainer.init_from_checkpoint(create_model("ddrnet23", aux=True), tmp_path / "slim.pt")
+
+
+def test_wrong_dataset_layout_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "notcityscapes").mkdir()
+    code = trainer.main(run_args(tmp_path / "notcityscapes", tmp_path / "out", "--iterations", "1"))
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "leftImg8bit/train" in err
+
+
+def test_poly_schedule_decays_from_base_to_zero():
+    assert trainer.poly_lr(0.01, 0, 100, 0.9) == pytest.approx(0.01)
+    assert trainer.poly_lr(0.01, 50, 100, 0.9) == pytest.approx(0.01 * 0.5 ** 0.9)
+    assert trainer.poly_lr(0.01, 100, 100, 0.9) == 0.0
+
+
+def test_epoch_batches_cover_every_sample_once_per_epoch_and_restart_mid_epoch():
+    batches = list(trainer.EpochBatches(10, 3, seed=4, start_iteration=0, total_iterations=6))
+    assert all(len(b) == 3 for b in batches)
+    for epoch in (0, 1):
+        keys = [k for b in batches[epoch * 3:(epoch + 1) * 3] for k in b]
+        assert {e for e, _ in keys} == {epoch} and len({i for _, i in keys}) == 9  # one dropped
+    resumed = list(trainer.EpochBatches(10, 3, seed=4, start_iteration=4, total_iterations=6))
+    assert resumed == batches[4:]

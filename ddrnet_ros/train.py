@@ -31,8 +31,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .classes import ClassMap, ClassMapError
-from .data.datasets import (AugmentedPairs, CityscapesDataset, DatasetLayoutError, SyntheticScenes,
-                            ValidationPairs)
+from .data.datasets import (AugmentedPairs, BagDataset, CityscapesDataset, DatasetLayoutError,
+                            SyntheticScenes, ValidationPairs)
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainAugmentation
 from .losses import DDRNetLoss, OhemCrossEntropy
 from .metrics import ConfusionAccumulator, SegmentationScores
@@ -191,8 +191,6 @@ def build_sources(args: argparse.Namespace) -> tuple[Dataset, Dataset, dict]:
     else:
         if not args.bag or not args.val_bag:
             raise TrainingError("--data bag needs --bag (training) and --val-bag (validation)")
-        from .data.datasets import BagDataset  # noqa: F811  (needs the rosbag reader)
-
         train = BagDataset(args.bag, args.image_topic, args.label_topic)
         val = BagDataset(args.val_bag, args.image_topic, args.label_topic)
     if args.max_val_frames is not None and args.max_val_frames < len(val):
@@ -558,9 +556,11 @@ def main(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     if not hasattr(args, "argv"):
         args.argv = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] == "train" else sys.argv[1:]
+    from .data.bags import BagError
+
     try:
         train(args)
-    except (TrainingError, DatasetLayoutError, CheckpointError, ClassMapError) as exc:
+    except (TrainingError, DatasetLayoutError, CheckpointError, ClassMapError, BagError) as exc:
         print(f"ddrnet-ros train: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -175,6 +175,52 @@ class CityscapesDataset(Dataset):
         return {"source": "cityscapes", "root": str(self.root), "split": self.split, "count": len(self.pairs)}
 
 
+class BagDataset(Dataset):
+    """Labelled frames of a rosbag2: camera images paired with mono8 label images of the same
+    header stamp. Frames without a label are skipped (and counted).
+
+    A bag is read sequentially, so the pairs are read once here and kept in memory as PNG
+    bytes (a fraction of the raw size), decoded on access.
+    """
+
+    def __init__(self, path: str | Path, image_topic: str, label_topic: str) -> None:
+        from .bags import BagReader  # rosbags is only needed for this source
+
+        self.path = Path(path)
+        self.image_topic, self.label_topic = image_topic, label_topic
+        self._frames: list[tuple[bytes, bytes]] = []
+        self.stamps_ns: list[int] = []
+        self.unlabelled = 0
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        with BagReader(self.path) as reader:
+            for frame, label in reader.labelled_images(image_topic, label_topic):
+                if label is None:
+                    self.unlabelled += 1
+                    continue
+                ok_image, image_png = cv2.imencode(".png", cv2.cvtColor(frame.pixels, cv2.COLOR_RGB2BGR), params)
+                ok_label, label_png = cv2.imencode(".png", np.ascontiguousarray(label.pixels), params)
+                if not (ok_image and ok_label):
+                    raise DatasetLayoutError(f"{self.path}: cannot re-encode frame at stamp {frame.stamp_ns} ns")
+                self._frames.append((image_png.tobytes(), label_png.tobytes()))
+                self.stamps_ns.append(frame.stamp_ns)
+        if not self._frames:
+            raise DatasetLayoutError(f"bag {self.path} has no {image_topic} frame with a label of the same stamp "
+                                     f"on {label_topic} ({self.unlabelled} unlabelled frames)")
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index: int) -> Pair:
+        image_png, label_png = self._frames[index]
+        image = cv2.imdecode(np.frombuffer(image_png, np.uint8), cv2.IMREAD_COLOR)
+        labels = cv2.imdecode(np.frombuffer(label_png, np.uint8), cv2.IMREAD_UNCHANGED)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), labels
+
+    def describe(self) -> dict:
+        return {"source": "bag", "path": str(self.path), "image_topic": self.image_topic,
+                "label_topic": self.label_topic, "count": len(self._frames), "unlabelled_frames": self.unlabelled}
+
+
 class AugmentedPairs(Dataset):
     """Training view of a source: indexed by ``(epoch, index)`` so each sample's random
     augmentation is seeded by (seed, epoch, index), whichever worker loads it."""

@@ -135,3 +135,47 @@ def test_validation_pairs_resize_the_image_but_keep_labels_at_full_resolution():
     assert image.shape == (3, 16, 32)
     assert labels.shape == (32, 64)
     np.testing.assert_array_equal(labels.numpy(), random_frame(3, 32, 64)[1])
+
+
+def write_labelled_bag(path, frames, label_order=None, image_topic="/cam/image", label_topic="/cam/labels"):
+    """A real rosbag2: ``frames`` is a list of (stamp_ns, image, labels or None)."""
+    from ddrnet_ros.data.bags import BagWriter
+
+    with BagWriter(path) as writer:
+        for stamp, image, _ in frames:
+            writer.write_image(image_topic, image, stamp, "camera")
+        labelled = [(stamp, labels) for stamp, _, labels in frames if labels is not None]
+        for stamp, labels in (labelled if label_order is None else [labelled[i] for i in label_order]):
+            writer.write_image(label_topic, labels, stamp, "camera", encoding="mono8", log_time_ns=stamp + 1)
+    return path
+
+
+def test_bag_dataset_pairs_images_with_labels_of_the_same_stamp(tmp_path):
+    from ddrnet_ros.data.datasets import BagDataset
+
+    frames = [(1_000_000_000 + i * 50_000_000, *random_frame(20 + i)) for i in range(4)]
+    frames[2] = (frames[2][0], frames[2][1], None)  # one frame without a label
+    bag = write_labelled_bag(tmp_path / "labelled", frames, label_order=[2, 0, 1])
+    dataset = BagDataset(bag, "/cam/image", "/cam/labels")
+    assert len(dataset) == 3 and dataset.unlabelled == 1
+    assert dataset.stamps_ns == [frames[i][0] for i in (0, 1, 3)]
+    for index, source in enumerate((0, 1, 3)):
+        image, labels = dataset[index]
+        np.testing.assert_array_equal(image, frames[source][1])
+        np.testing.assert_array_equal(labels, frames[source][2])
+    assert dataset.describe()["unlabelled_frames"] == 1
+
+
+def test_bag_dataset_errors_name_the_missing_topic_or_the_unmatched_stamps(tmp_path):
+    from ddrnet_ros.data.bags import BagError, BagWriter
+    from ddrnet_ros.data.datasets import BagDataset
+
+    image, labels = random_frame(1)
+    bag = write_labelled_bag(tmp_path / "no_labels", [(5, image, None)])
+    with pytest.raises(BagError, match="topic /cam/labels is not in bag"):
+        BagDataset(bag, "/cam/image", "/cam/labels")
+    with BagWriter(tmp_path / "unmatched") as writer:
+        writer.write_image("/cam/image", image, 5, "camera")
+        writer.write_image("/cam/labels", labels, 7, "camera", encoding="mono8")
+    with pytest.raises(DatasetLayoutError, match="no /cam/image frame with a label of the same stamp"):
+        BagDataset(tmp_path / "unmatched", "/cam/image", "/cam/labels")

@@ -267,8 +267,8 @@ def encode_image(pixels: np.ndarray, encoding: str, *, step: int | None = None,
                  is_bigendian: bool = False) -> tuple[array.array, int]:
     """Lay out RGB (HxWx3) or grey/label (HxW) uint8 pixels as ``encoding``: (data, step).
 
-    ``data`` is an ``array.array('B')``, which rclpy assigns to ``uint8[]`` fields without a
-    per-byte check. ``step`` may ask for padded rows; bayer encodings sample the RGB image
+    ``data`` is an ``array.array('B')``, the type rclpy keeps ``uint8[]`` fields in: assigning
+    it costs one memcpy (none with ROS_PYTHON_CHECK_FIELDS=1, which checks bytes one by one). ``step`` may ask for padded rows; bayer encodings sample the RGB image
     through the colour filter pattern; yuv422 uses OpenCV's BT.601 conversion.
     """
     spec = ENCODINGS.get(encoding.strip().lower()) if isinstance(encoding, str) else None

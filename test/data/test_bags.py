@@ -175,3 +175,33 @@ def test_writer_refuses_to_replace_an_existing_path(tmp_path):
     (tmp_path / "bag").mkdir()
     with pytest.raises(BagError, match="already exists"):
         BagWriter(tmp_path / "bag")
+
+
+@pytest.mark.parametrize("storage,compressed", [("sqlite3", False), ("mcap", True)])
+def test_make_bag_pairs_each_synthetic_frame_with_its_labels(tmp_path, storage, compressed):
+    from ddrnet_ros.data.make_bag import write_synthetic_bag
+    from ddrnet_ros.data.synthetic import HELDOUT_SEED_START, generate_sequence
+
+    write_synthetic_bag(tmp_path / "bag", frames=3, height=32, width=64, storage=storage, rate_hz=20.0,
+                        compressed=compressed)
+    expected = list(generate_sequence(HELDOUT_SEED_START, 3, 32, 64))
+    with BagReader(tmp_path / "bag") as bag:
+        assert bag.topics[CAMERA].msgtype == ("sensor_msgs/msg/CompressedImage" if compressed else IMAGE)
+        pairs = list(bag.labelled_images(CAMERA, LABELS))
+    assert len(pairs) == 3
+    stamps = [frame.stamp_ns for frame, _ in pairs]
+    assert np.diff(stamps).tolist() == [50_000_000, 50_000_000]  # 20 Hz
+    for (frame, gt), synthetic in zip(pairs, expected):
+        assert gt.stamp_ns == frame.stamp_ns and gt.frame_id == frame.frame_id == "camera"
+        np.testing.assert_array_equal(gt.pixels, synthetic.labels)
+        if not compressed:
+            np.testing.assert_array_equal(frame.pixels, synthetic.image)
+
+
+def test_make_bag_cli_refuses_an_existing_output_with_one_line(tmp_path, capsys):
+    from ddrnet_ros.cli import main
+
+    (tmp_path / "bag").mkdir()
+    assert main(["make-bag", str(tmp_path / "bag"), "--frames", "1", "--height", "16", "--width", "32"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ddrnet-ros make-bag: error:") and "already exists" in err and "\n" not in err

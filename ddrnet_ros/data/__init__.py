@@ -1,0 +1,1 @@
+"""Data sources for training and evaluation: synthetic scenes, bags, dataset layouts."""

@@ -24,6 +24,8 @@ from typing import Any, Literal, Union
 
 import cv2
 import numpy as np
+from numpy.lib.array_utils import byte_bounds
+from numpy.lib.stride_tricks import as_strided
 
 ChannelOrder = Literal["rgb", "bgr"]
 BytesLike = Union[bytes, bytearray, memoryview, array.array, np.ndarray]
@@ -229,38 +231,83 @@ def decode_compressed(data: BytesLike, format: str = "") -> DecodedImage:
     return DecodedImage(pixels, "rgb")
 
 
+def _opencv_source(pixels: np.ndarray) -> tuple[np.ndarray, int]:
+    """``pixels`` as an array OpenCV reads in place, and its channel count (1, 3 or 4).
+
+    OpenCV (and numpy) copy a view whose pixels are not adjacent samples slowly, sample by
+    sample; mono views (channel stride 0) and rgba/bgra views (pixel stride 4) are read far
+    faster as their 1- or 4-channel storage.
+    """
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        row, column, channel = pixels.strides
+        if channel == 0 and column == 1:
+            return pixels[:, :, 0], 1
+        if channel == 1 and column == 4 and row >= 0 and _owns_next_byte(pixels):
+            return as_strided(pixels, pixels.shape[:2] + (4,), (row, 4, 1), writeable=False), 4
+    return pixels, 3
+
+
+def _owns_next_byte(pixels: np.ndarray) -> bool:
+    """Whether the byte after the last pixel's third sample lies in the same buffer."""
+    root = pixels
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    low, high = byte_bounds(root)
+    start = pixels.__array_interface__["data"][0]
+    end = start + (pixels.shape[0] - 1) * pixels.strides[0] + pixels.shape[1] * 4
+    return low <= start and end <= high
+
+
+def contiguous_pixels(decoded: DecodedImage) -> np.ndarray:
+    """C-contiguous HxWx3 pixels in ``decoded.channel_order``; at most one (fast) copy."""
+    pixels = decoded.pixels
+    if pixels.flags.c_contiguous:
+        return pixels
+    source, channels = _opencv_source(pixels)
+    if channels == 1:
+        return cv2.cvtColor(source, cv2.COLOR_GRAY2RGB)
+    if channels == 4:
+        return cv2.cvtColor(source, cv2.COLOR_RGBA2RGB)  # drops alpha, keeps the order
+    return np.ascontiguousarray(pixels)
+
+
 def to_rgb(decoded: DecodedImage) -> np.ndarray:
     """HxWx3 RGB pixels: ``decoded.pixels`` itself when already RGB, else one copy."""
     if decoded.channel_order == "rgb":
         return decoded.pixels
-    return cv2.cvtColor(decoded.pixels, cv2.COLOR_BGR2RGB)
+    source, channels = _opencv_source(decoded.pixels)
+    return cv2.cvtColor(source, {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}[channels])
 
 
 def to_bgr(decoded: DecodedImage) -> np.ndarray:
     """HxWx3 BGR pixels (OpenCV's order): the pixels themselves when already BGR, else one copy."""
     if decoded.channel_order == "bgr":
         return decoded.pixels
-    return cv2.cvtColor(decoded.pixels, cv2.COLOR_RGB2BGR)
+    source, channels = _opencv_source(decoded.pixels)
+    return cv2.cvtColor(source, {1: cv2.COLOR_GRAY2BGR, 3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGR}[channels])
 
 
-def _rgb_and_grey(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Validate encoder input: (HxWx3 RGB, HxW grey or None when it must be computed)."""
+def _checked_pixels(pixels: np.ndarray) -> np.ndarray:
+    """Encoder input: HxW (grey, labels) or HxWx3 (RGB) uint8, not empty."""
     pixels = np.asarray(pixels)
     if pixels.dtype != np.uint8:
         raise ValueError(f"pixels must be uint8, got {pixels.dtype}")
-    if pixels.ndim == 2:
-        return np.repeat(pixels[:, :, None], 3, axis=2), pixels
-    if pixels.ndim == 3 and pixels.shape[2] == 3:
-        return pixels, None
-    raise ValueError(f"pixels must be HxW or HxWx3, got shape {pixels.shape}")
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        raise ValueError(f"pixels must be HxW or HxWx3, got shape {pixels.shape}")
+    if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+        raise ValueError(f"cannot encode an empty {pixels.shape[1]}x{pixels.shape[0]} image")
+    return pixels
 
 
 def _pack(samples: np.ndarray, spec: EncodingSpec, is_bigendian: bool) -> np.ndarray:
     """uint8 samples -> the encoding's sample bytes; 16-bit scales by 257 (255 -> 65535)."""
     if spec.bytes_per_channel == 1:
         return samples
-    wide = samples.astype(">u2" if is_bigendian else "<u2") * np.uint16(257)
+    wide = samples.astype(np.uint16) * np.uint16(257)
     return wide.astype(">u2" if is_bigendian else "<u2").view(np.uint8)
+
+
+_FROM_RGB = {"rgb": None, "bgr": cv2.COLOR_RGB2BGR, "rgba": cv2.COLOR_RGB2RGBA, "bgra": cv2.COLOR_RGB2BGRA}
 
 
 def encode_image(pixels: np.ndarray, encoding: str, *, step: int | None = None,
@@ -268,32 +315,33 @@ def encode_image(pixels: np.ndarray, encoding: str, *, step: int | None = None,
     """Lay out RGB (HxWx3) or grey/label (HxW) uint8 pixels as ``encoding``: (data, step).
 
     ``data`` is an ``array.array('B')``, the type rclpy keeps ``uint8[]`` fields in: assigning
-    it costs one memcpy (none with ROS_PYTHON_CHECK_FIELDS=1, which checks bytes one by one). ``step`` may ask for padded rows; bayer encodings sample the RGB image
-    through the colour filter pattern; yuv422 uses OpenCV's BT.601 conversion.
+    it costs one memcpy (none with ROS_PYTHON_CHECK_FIELDS=1, which checks bytes one by one).
+    ``step`` may ask for padded rows; alpha is 255; 16-bit samples are value*257; bayer
+    encodings sample the RGB image through the colour filter pattern; yuv422 uses OpenCV's
+    BT.601 (video range) conversion; mono of RGB is BT.601 luma.
     """
     spec = ENCODINGS.get(encoding.strip().lower()) if isinstance(encoding, str) else None
     if spec is None:
         raise ValueError(f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
-    rgb, grey = _rgb_and_grey(pixels)
-    height, width = rgb.shape[:2]
-    if height == 0 or width == 0:
-        raise ValueError(f"cannot encode an empty {width}x{height} image")
+    pixels = _checked_pixels(pixels)
+    height, width = pixels.shape[:2]
     if spec.kind in ("uyvy", "yuyv") and width % 2:
         raise ValueError(f"width {width} must be even for {spec.name}")
 
     if spec.kind == "mono":
-        samples = grey if grey is not None else cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    elif spec.kind in ("rgb", "bgr", "rgba", "bgra"):
-        samples = rgb if spec.kind.startswith("rgb") else rgb[:, :, ::-1]
-        if spec.channels == 4:
-            samples = np.concatenate([samples, np.full((height, width, 1), 255, np.uint8)], axis=2)
-    elif spec.kind == "bayer":
-        samples = np.empty((height, width), np.uint8)
-        for index, colour in enumerate(spec.bayer_pattern):
-            dy, dx = divmod(index, 2)
-            samples[dy::2, dx::2] = rgb[dy::2, dx::2, _RGB_INDEX[colour]]
+        samples = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
     else:
-        samples = cv2.cvtColor(np.ascontiguousarray(rgb), _RGB_TO_YUV[spec.kind])
+        rgb = pixels if pixels.ndim == 3 else cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+        if spec.kind == "bayer":
+            samples = np.empty((height, width), np.uint8)
+            for index, colour in enumerate(spec.bayer_pattern):
+                dy, dx = divmod(index, 2)
+                samples[dy::2, dx::2] = rgb[dy::2, dx::2, _RGB_INDEX[colour]]
+        elif spec.kind in _FROM_RGB:
+            code = _FROM_RGB[spec.kind]
+            samples = rgb if code is None else cv2.cvtColor(rgb, code)
+        else:
+            samples = cv2.cvtColor(rgb, _RGB_TO_YUV[spec.kind])
 
     rows = np.ascontiguousarray(_pack(samples, spec, is_bigendian)).reshape(height, -1)
     row_bytes = rows.shape[1]
@@ -319,12 +367,10 @@ def encode_compressed(pixels: np.ndarray, format: str = "jpeg", quality: int = 9
         raise ValueError(f"unsupported compressed format {format!r}; supported: jpeg, png")
     if not 0 <= quality <= 100:
         raise ValueError(f"quality {quality} must be in [0, 100]")
-    rgb, grey = _rgb_and_grey(pixels)
-    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ValueError(f"cannot encode an empty {rgb.shape[1]}x{rgb.shape[0]} image")
-    image = grey if grey is not None else cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    pixels = _checked_pixels(pixels)
+    image = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if codec == ".jpg" else []
     ok, encoded = cv2.imencode(codec, image, params)
     if not ok:
-        raise ValueError(f"OpenCV could not encode a {rgb.shape[1]}x{rgb.shape[0]} image as {format}")
+        raise ValueError(f"OpenCV could not encode a {pixels.shape[1]}x{pixels.shape[0]} image as {format}")
     return encoded.tobytes()

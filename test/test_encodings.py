@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ddrnet_ros.encodings import (ENCODINGS, SUPPORTED_ENCODINGS, DecodedImage, ImageDecodeError,
-                                  decode_compressed, decode_image, encode_compressed, encode_image,
-                                  encoding_spec, to_bgr, to_rgb)
+                                  contiguous_pixels, decode_compressed, decode_image, encode_compressed,
+                                  encode_image, encoding_spec, to_bgr, to_rgb)
 
 PLAIN = [name for name, spec in ENCODINGS.items() if spec.kind in ("rgb", "bgr", "rgba", "bgra")]
 MONO = ["mono8", "mono16"]
@@ -215,6 +215,33 @@ def test_to_rgb_returns_rgb_pixels_without_copying():
     assert to_rgb(decoded) is decoded.pixels
 
 
+@pytest.mark.parametrize("encoding", SUPPORTED_ENCODINGS)
+def test_contiguous_rgb_and_bgr_forms_agree_with_the_view(encoding):
+    pixels = smooth_rgb(6, 8)
+    step = encoding_spec(encoding).bytes_per_pixel * 8 + 5
+    decoded = round_trip(pixels, encoding, step=step)
+    view = np.array(decoded.pixels)  # plain numpy copy: the reference
+    packed = contiguous_pixels(decoded)
+    assert packed.flags.c_contiguous
+    np.testing.assert_array_equal(packed, view)
+    rgb = view if decoded.channel_order == "rgb" else view[:, :, ::-1]
+    np.testing.assert_array_equal(to_rgb(decoded), rgb)
+    np.testing.assert_array_equal(to_bgr(decoded), rgb[:, :, ::-1])
+
+
+def test_four_channel_shortcut_is_taken_only_where_the_fourth_byte_exists():
+    from ddrnet_ros.encodings import _opencv_source
+
+    decoded = round_trip(random_rgb(3, 4), "bgra8", step=20)
+    assert _opencv_source(decoded.pixels)[1] == 4
+    # A 3-of-4 samples view ending at its buffer's last byte: a 4-sample read would overrun.
+    storage = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    assert _opencv_source(storage[:, :, 1:])[1] == 3
+    assert _opencv_source(storage[:, :, :3])[1] == 4
+    shifted = DecodedImage(storage[:, :, 1:], "bgr")
+    np.testing.assert_array_equal(to_rgb(shifted), storage[:, :, 1:][:, :, ::-1])
+
+
 def test_ros_message_data_decodes_without_copy_and_after_serialization():
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import Image
@@ -331,10 +358,11 @@ def test_undecodable_compressed_data_raises_one_error_type(data, format, message
     assert message in str(error.value)
 
 
-def test_truncated_png_is_rejected():
-    data = encode_compressed(random_rgb(16, 16), "png")
+@pytest.mark.parametrize("format", ["png", "jpeg"])
+def test_truncated_compressed_images_are_rejected(format):
+    data = encode_compressed(random_rgb(64, 64), format)
     with pytest.raises(ImageDecodeError, match="cannot decode"):
-        decode_compressed(data[: len(data) // 2], "png")
+        decode_compressed(data[: len(data) // 2], format)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)

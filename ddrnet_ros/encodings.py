@@ -117,8 +117,6 @@ def _byte_buffer(data: Any) -> np.ndarray:
         if not data.flags.c_contiguous:
             raise ImageDecodeError("data array must be C-contiguous")
         return data.reshape(-1)
-    if isinstance(data, (str, int, float)) or data is None:
-        raise ImageDecodeError(f"data must be bytes-like, got {type(data).__name__}")
     try:
         view = memoryview(data)
     except TypeError:
@@ -127,7 +125,7 @@ def _byte_buffer(data: Any) -> np.ndarray:
         raise ImageDecodeError("data buffer must be contiguous")
     if view.nbytes == 0:
         return np.zeros(0, np.uint8)
-    return np.frombuffer(view.cast("B") if view.format != "B" or view.ndim != 1 else view, np.uint8)
+    return np.frombuffer(view.cast("B"), np.uint8)
 
 
 def _side(value: Any, name: str) -> int:
@@ -197,15 +195,15 @@ def decode_image(data: BytesLike, height: int, width: int, encoding: str, step: 
     return DecodedImage(rgb, "rgb")
 
 
-def _compressed_codec(format: str) -> str | None:
-    """'.jpg' / '.png' named by a ROS CompressedImage format, None when it names none."""
+def _check_compressed_format(format: Any) -> None:
+    """Accept a ROS CompressedImage format naming jpeg or png, or an empty one."""
+    if not isinstance(format, str):
+        raise ImageDecodeError(f"format must be a string, got {type(format).__name__}")
     words = format.lower().replace(";", " ").split()
     if "compresseddepth" in words:
         raise ImageDecodeError(f"unsupported compressed format {format!r} (depth images)")
-    codecs = [_COMPRESSED_CODECS[word] for word in words if word in _COMPRESSED_CODECS]
-    if not codecs and words:
+    if words and not any(word in _COMPRESSED_CODECS for word in words):
         raise ImageDecodeError(f"unsupported compressed format {format!r}; supported: jpeg, png")
-    return codecs[0] if codecs else None
 
 
 def decode_compressed(data: BytesLike, format: str = "") -> DecodedImage:
@@ -215,9 +213,7 @@ def decode_compressed(data: BytesLike, format: str = "") -> DecodedImage:
     means: tell from the bytes). Grey images come back with three equal channels; EXIF
     rotation is ignored so pixels stay on the camera's grid.
     """
-    if not isinstance(format, str):
-        raise ImageDecodeError(f"format must be a string, got {type(format).__name__}")
-    _compressed_codec(format)
+    _check_compressed_format(format)
     buffer = _byte_buffer(data)
     if buffer.size == 0:
         raise ImageDecodeError("compressed data is empty")

@@ -1,0 +1,183 @@
+"""``ddrnet-ros evaluate``: run the engine over a rosbag's camera frames and score it.
+
+With a label topic: confusion matrix, per-class IoU, mIoU (Cityscapes convention) and pixel
+accuracy over the frames whose label image has the same header stamp. Always: the engine's
+latency per frame and its throughput. Writes the report (see :mod:`ddrnet_ros.report`) and,
+on request, a bag of labels/color/overlay images with the input's stamps and frame ids.
+Bad input ends the run with one line on stderr, a non-zero exit and no report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .data.bags import BagError, BagReader, BagWriter, StampedImage
+from .metrics import ConfusionAccumulator
+from .report import EvaluationReport, Sample, write_report
+
+DEFAULT_OUTPUT_DIR = Path("out/evaluate")
+#: Frames drawn in the report's sample strip, spread over the run.
+SAMPLE_FRAMES = 4
+#: Width the sample frames are kept at (the strip shows them small; this bounds memory).
+SAMPLE_WIDTH = 512
+OUTPUT_TOPICS = {"labels": "/segmentation/labels", "color": "/segmentation/color",
+                 "overlay": "/segmentation/overlay"}
+
+
+class SampleKeeper:
+    """Keeps about ``count`` frames spread evenly over ``total``, shrunk to ``SAMPLE_WIDTH``."""
+
+    def __init__(self, total: int, count: int = SAMPLE_FRAMES) -> None:
+        self.wanted = set(np.linspace(0, max(total - 1, 0), min(count, max(total, 1))).round().astype(int).tolist())
+        self.samples: list[Sample] = []
+
+    def offer(self, index: int, stamp_ns: int, image: np.ndarray, prediction: np.ndarray,
+              ground_truth: np.ndarray | None) -> None:
+        if index in self.wanted:
+            step = max(1, image.shape[1] // SAMPLE_WIDTH)
+            shrink = (slice(None, None, step), slice(None, None, step))
+            self.samples.append(Sample(stamp_ns, image[shrink].copy(), prediction[shrink].copy(),
+                                       None if ground_truth is None else ground_truth[shrink].copy()))
+
+
+def bag_description(bag: BagReader, image_topic: str, label_topic: str | None) -> dict[str, Any]:
+    return {"path": str(bag.path), "image_topic": image_topic, "label_topic": label_topic,
+            "topics": {t.name: {"type": t.msgtype, "count": t.count} for t in bag.topics.values()}}
+
+
+def model_description(segmenter: Any, config: Any) -> dict[str, Any]:
+    return {"variant": segmenter.variant, "checkpoint": str(config.checkpoint) if config.checkpoint else None,
+            "checkpoint_sha256": segmenter.checkpoint_sha256, "backend": config.backend,
+            "device": str(segmenter.device)}
+
+
+def evaluate_bag(bag_path: str | Path, image_topic: str, label_topic: str | None, segmenter: Any,
+                 model: dict[str, Any], max_frames: int | None = None, output_bag: str | Path | None = None,
+                 storage: str = "sqlite3", progress: bool = False) -> EvaluationReport:
+    """Segment every camera frame of the bag (up to ``max_frames``) and score against its labels."""
+    with BagReader(bag_path) as bag:
+        total = bag.require_topic(image_topic).count
+        if label_topic:
+            bag.require_topic(label_topic, ("sensor_msgs/msg/Image",))
+        if max_frames is not None:
+            total = min(total, max_frames)
+        class_map = segmenter.class_map
+        accumulator = ConfusionAccumulator(class_map.num_classes, class_map.names, class_map.ignore_label)
+        keeper = SampleKeeper(total)
+        latencies: list[float] = []
+        frames = {"read": 0, "scored": 0, "without_labels": 0}
+        pairs = (bag.labelled_images(image_topic, label_topic) if label_topic
+                 else ((frame, None) for frame in bag.images(image_topic)))
+        writer = BagWriter(output_bag, storage) if output_bag else None
+        started = time.perf_counter()
+        try:
+            for index, (frame, gt) in enumerate(tqdm(pairs, total=total, desc="evaluate", unit="frame",
+                                                     disable=None if progress else True)):
+                if index >= total:
+                    break
+                t0 = time.perf_counter()
+                result = segmenter.segment(frame.pixels, channel_order="rgb", want_color=writer is not None,
+                                           want_overlay=writer is not None)
+                latencies.append((time.perf_counter() - t0) * 1000.0)
+                frames["read"] += 1
+                if gt is not None:
+                    accumulator.update(result.labels, gt.pixels)
+                    frames["scored"] += 1
+                else:
+                    frames["without_labels"] += 1
+                keeper.offer(index, frame.stamp_ns, frame.pixels, result.labels, None if gt is None else gt.pixels)
+                if writer is not None:
+                    _write_outputs(writer, frame, result)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        wall = time.perf_counter() - started
+        if writer is not None:
+            writer.commit()
+        description = bag_description(bag, image_topic, label_topic)
+    if output_bag:
+        description["output_bag"] = str(output_bag)
+    return EvaluationReport(
+        mode="offline", bag=description, model=model, class_map=class_map, frames=frames,
+        latency_samples_ms=latencies, scores=accumulator.scores() if label_topic else None,
+        wall_time_s=wall, samples=keeper.samples)
+
+
+def _write_outputs(writer: BagWriter, frame: StampedImage, result: Any) -> None:
+    """labels (mono8), color and overlay (rgb8), each with the camera frame's stamp and frame id."""
+    for key, encoding in (("labels", "mono8"), ("color", "rgb8"), ("overlay", "rgb8")):
+        writer.write_image(OUTPUT_TOPICS[key], getattr(result, key), frame.stamp_ns, frame.frame_id,
+                           encoding=encoding, log_time_ns=frame.log_time_ns)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint/--variant/--backend/--device, shared with evaluate-live's node."""
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file (default: the shipped synthetic-scene model; '' = random init)")
+    parser.add_argument("--variant", default="ddrnet23_slim", help="ddrnet23_slim | ddrnet23 | ddrnet39")
+    parser.add_argument("--backend", default="torch", help="inference backend (torch, onnxruntime, ...)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", type=Path, help="rosbag2 directory (or .db3 / .mcap file)")
+    parser.add_argument("--image-topic", default="/camera/image_raw", help="camera topic (Image or CompressedImage)")
+    parser.add_argument("--label-topic", default=None, help="ground-truth topic (mono8 train ids); omit: latency only")
+    add_model_arguments(parser)
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many camera frames")
+    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR,
+                        help=f"where report.json, report.md and the pictures go (default {DEFAULT_OUTPUT_DIR})")
+    parser.add_argument("--output-bag", type=Path, default=None,
+                        help="also write /segmentation/labels, color and overlay to this new bag")
+    parser.add_argument("--output-storage", choices=("sqlite3", "mcap"), default="sqlite3")
+
+
+def load_segmenter(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from .engine import Segmenter, SegmenterConfig
+
+    config = SegmenterConfig(variant=args.variant, checkpoint=args.checkpoint, backend=args.backend,
+                             device=args.device)
+    segmenter = Segmenter(config)
+    return segmenter, model_description(segmenter, config)
+
+
+def fail(command: str, message: object) -> int:
+    print(f"ddrnet-ros {command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 1
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.max_frames is not None and args.max_frames < 1:
+        return fail("evaluate", f"--max-frames must be at least 1, got {args.max_frames}")
+    if args.output_bag is not None and args.output_bag.exists():
+        return fail("evaluate", f"--output-bag {args.output_bag} already exists; choose another path")
+    try:
+        with BagReader(args.bag) as bag:  # check the topics before the model loads
+            bag.require_topic(args.image_topic)
+            if args.label_topic:
+                bag.require_topic(args.label_topic, ("sensor_msgs/msg/Image",))
+    except BagError as exc:
+        return fail("evaluate", exc)
+    try:
+        segmenter, model = load_segmenter(args)
+    except (OSError, ValueError, RuntimeError) as exc:  # CheckpointError, ClassMapError, bad backend ...
+        return fail("evaluate", exc)
+    try:
+        report = evaluate_bag(args.bag, args.image_topic, args.label_topic, segmenter, model, args.max_frames,
+                              args.output_bag, args.output_storage, progress=True)
+    except BagError as exc:
+        return fail("evaluate", exc)
+    path = write_report(report, args.output_dir)
+    print(report.headline())
+    print(f"report: {path} ({path.with_name('report.md')})")
+    if args.output_bag:
+        print(f"output bag: {args.output_bag}")
+    return 0

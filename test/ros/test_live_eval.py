@@ -1,0 +1,124 @@
+"""Live evaluation over real DDS: bag -> a segmenting node -> labels scored by stamp."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from ddrnet_ros.classes import ClassMap
+from ddrnet_ros.data.bags import BagWriter
+from ddrnet_ros.metrics import ConfusionAccumulator
+from ddrnet_ros.report import write_report
+from ddrnet_ros.ros.live_eval import evaluate_live
+
+CAMERA, GROUND_TRUTH = "/camera/image_raw", "/camera/labels"
+START_NS = 1_700_000_000 * 10**9
+FRAMES, H, W = 9, 24, 32
+SKIPPED = {2, 5}  # frames the echo node leaves unanswered
+
+
+def _truth(i: int) -> np.ndarray:
+    rng = np.random.default_rng(i)
+    gt = rng.choice([0, 1, 2, 10, 13], size=(H, W)).astype(np.uint8)
+    gt[0, :4] = 255
+    return gt
+
+
+def _prediction(gt: np.ndarray, i: int) -> np.ndarray:
+    """What the echo node answers: the truth with row i wrong (so scores are not perfect)."""
+    pred = np.where(gt == 255, 0, gt).astype(np.uint8)
+    pred[i % H] = 8
+    return pred
+
+
+class EchoSegmenter(Node):
+    """A stand-in segmentation node: reads the class ids hidden in the red channel, answers with labels.
+
+    It copies the input header like the real node and leaves some frames unanswered, as the real
+    node does when it falls behind.
+    """
+
+    def __init__(self, context) -> None:
+        super().__init__("echo_segmenter", context=context)
+        profile = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.publisher = self.create_publisher(Image, "/segmentation/labels", profile)
+        self.create_subscription(Image, CAMERA, self._on_image, profile)
+
+    def _on_image(self, msg: Image) -> None:
+        pixels = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+        index = int(pixels[0, 0, 1])  # frame index in the green channel of the first pixel
+        if index in SKIPPED:
+            return
+        out = Image(header=msg.header, height=msg.height, width=msg.width, encoding="mono8", step=msg.width)
+        out.data = _prediction(pixels[:, :, 0], index).tobytes()
+        self.publisher.publish(out)
+
+
+@pytest.fixture
+def bag(tmp_path):
+    path = tmp_path / "bag"
+    with BagWriter(path) as writer:
+        for i in range(FRAMES):
+            gt = _truth(i)
+            image = np.zeros((H, W, 3), np.uint8)
+            image[:, :, 0] = gt  # the echo node reads its answer from here
+            image[0, 0, 1] = i
+            stamp = START_NS + i * 50_000_000
+            writer.write_image(CAMERA, image, stamp, "cam")
+            writer.write_image(GROUND_TRUTH, gt, stamp, "cam", encoding="mono8")
+    return path
+
+
+@pytest.fixture
+def echo_node():
+    domain_id = random.randint(110, 230)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(EchoSegmenter(context))
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield domain_id
+    executor.shutdown()
+    context.try_shutdown()
+
+
+def test_live_scores_match_a_direct_computation_and_unanswered_frames_count_as_dropped(bag, echo_node, tmp_path):
+    classes = ClassMap.builtin()
+    report = evaluate_live(bag, CAMERA, GROUND_TRUTH, rate=2.0, class_map=classes, node_wait_s=30.0,
+                           drain_s=2.0, domain_id=echo_node)
+
+    expected = ConfusionAccumulator(classes.num_classes, classes.names)
+    for i in range(FRAMES):
+        if i not in SKIPPED:
+            expected.update(_prediction(np.where(_truth(i) == 255, 0, _truth(i)), i), _truth(i))
+    assert report.frames["published"] == FRAMES
+    assert report.frames["answered"] == FRAMES - len(SKIPPED)
+    assert report.frames["dropped"] == len(SKIPPED)
+    assert report.frames["scored"] == FRAMES - len(SKIPPED)
+    np.testing.assert_array_equal(report.scores.confusion, expected.matrix)
+    assert report.scores.mean_iou == pytest.approx(expected.scores().mean_iou)
+    assert report.latency.count == FRAMES - len(SKIPPED) and report.latency.p50_ms > 0
+
+    write_report(report, tmp_path / "report")
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert doc["mode"] == "live" and doc["frames"]["dropped"] == len(SKIPPED)
+    assert doc["metrics"]["mIoU"] == pytest.approx(expected.scores().mean_iou)
+    assert set(doc["pictures"]) == {"iou", "confusion", "latency", "samples"}
+
+
+def test_live_evaluation_without_a_node_fails_in_one_line(bag):
+    from ddrnet_ros.ros.live_eval import LiveEvalError
+
+    with pytest.raises(LiveEvalError, match="no node subscribed to /camera/image_raw") as err:
+        evaluate_live(bag, CAMERA, GROUND_TRUTH, node_wait_s=1.0, domain_id=random.randint(110, 230))
+    assert "\n" not in str(err.value)

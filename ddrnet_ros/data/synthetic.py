@@ -18,6 +18,7 @@ frames never repeat a training frame.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -305,6 +306,17 @@ class _Camera:
         out[..., 1] = v
         return out.reshape(-1, 2)
 
+    def project_few(self, xs, ys, ss) -> np.ndarray:
+        """:meth:`project` for a handful of points, in plain floats (same arithmetic, less overhead)."""
+        sx, sc, sh = self.x, self.curvature, self.height
+        ku, ou = self.focal * self.width, 0.5 * self.width
+        kv, ov = self.focal * _NOMINAL_ASPECT * self.height_px, self.horizon * self.height_px
+        out = []
+        for x, y, s in zip(xs, ys, ss):
+            z = max(float(s) - self.s, 0.05)
+            out.append((((x - sx + sc * z * z) / z) * ku + ou, ((sh - y) / z) * kv + ov))
+        return np.array(out, np.float64)
+
     def pixels_per_metre(self, s: float) -> float:
         return self.focal * self.width / max(s - self.s, 0.05)
 
@@ -388,12 +400,12 @@ class _Object:
 
 def _quad_x_plane(cam: _Camera, x: float, s0: float, s1: float, y0: float, y1: float) -> np.ndarray:
     """A rectangle in the vertical plane at lateral x (facades, side faces)."""
-    return cam.project([x, x, x, x], [y0, y0, y1, y1], [s0, s1, s1, s0])
+    return cam.project_few([x, x, x, x], [y0, y0, y1, y1], [s0, s1, s1, s0])
 
 
 def _quad_s_plane(cam: _Camera, s: float, x0: float, x1: float, y0: float, y1: float) -> np.ndarray:
     """A rectangle facing the camera at distance s (fronts, billboards)."""
-    return cam.project([x0, x1, x1, x0], [y0, y0, y1, y1], [s, s, s, s])
+    return cam.project_few([x0, x1, x1, x0], [y0, y0, y1, y1], [s, s, s, s])
 
 
 def _box(canvas: _Canvas, cam: _Camera, x0, x1, y0, y1, s0, s1, color, label, side_shade=0.75, top_shade=1.1):
@@ -1157,9 +1169,7 @@ def _finish(canvas: _Canvas, layout: _Layout, rng: np.random.Generator) -> np.nd
     mean = float(canvas.image.mean()) * light["gain"]
     offset = np.float32(mean * (1.0 - light["contrast"]))
     if light["vignette"] > 0:
-        yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
-        xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
-        image *= (1.0 - np.float32(light["vignette"] * 0.5) * (xx * xx + yy * yy))[..., None] * gain
+        image *= (1.0 - np.float32(light["vignette"] * 0.5) * _radius_squared(h, w))[..., None] * gain
     else:
         image *= gain
     image += offset
@@ -1173,6 +1183,16 @@ def _finish(canvas: _Canvas, layout: _Layout, rng: np.random.Generator) -> np.nd
     noisy = out.astype(np.int16)
     noisy += noise[..., None]
     return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=4)
+def _radius_squared(height: int, width: int) -> np.ndarray:
+    """Squared distance from the image centre in [-1, 1] coordinates (vignetting), cached per size."""
+    yy = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
+    xx = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
+    field = xx * xx + yy * yy
+    field.flags.writeable = False
+    return field
 
 
 def _gamma_lut(gamma: float) -> np.ndarray:

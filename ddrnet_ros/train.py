@@ -46,6 +46,9 @@ LOG = logging.getLogger("ddrnet_ros.train")
 #: when fine-tuning to a different number of classes.
 CLASSIFIER_PREFIXES = ("final_layer.conv2.", AUX_PREFIX + "conv2.")
 RESUME_FILE = "resume.pt"
+#: Validation scenes start this far into the held-out seed range, so that the frames used to
+#: pick the best checkpoint are not the first held-out frames an evaluation would score.
+VALIDATION_SEED_OFFSET = 1_000_000
 
 
 class TrainingError(RuntimeError):
@@ -85,7 +88,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--width", type=int, default=1024,
                       help="synthetic scene width; validation input width for every source")
     data.add_argument("--train-seeds", type=int, default=2000, help="synthetic: number of training scenes")
-    data.add_argument("--val-seeds", type=int, default=50, help="synthetic: number of held-out validation scenes")
+    data.add_argument("--val-seeds", type=int, default=50, help="synthetic: number of held-out validation scenes (seeds from HELDOUT_SEED_START + 1e6)")
     data.add_argument("--cache-dir", default=None,
                       help="synthetic: keep rendered scenes here as PNGs so later epochs do not render again")
     data.add_argument("--cityscapes-root", default=None, help="cityscapes: dataset root")
@@ -178,7 +181,7 @@ def build_sources(args: argparse.Namespace) -> tuple[Dataset, Dataset, dict]:
         from .data import synthetic
 
         train_start = _range_start(synthetic.TRAIN_SEED_RANGE)
-        val_start = int(synthetic.HELDOUT_SEED_START)
+        val_start = int(synthetic.HELDOUT_SEED_START) + VALIDATION_SEED_OFFSET
         train = SyntheticScenes(range(train_start, train_start + args.train_seeds), args.height, args.width,
                                 cache_dir=args.cache_dir)
         val = SyntheticScenes(range(val_start, val_start + args.val_seeds), args.height, args.width,

@@ -193,3 +193,39 @@ def test_epoch_batches_cover_every_sample_once_per_epoch_and_restart_mid_epoch()
         assert {e for e, _ in keys} == {epoch} and len({i for _, i in keys}) == 9  # one dropped
     resumed = list(trainer.EpochBatches(10, 3, seed=4, start_iteration=4, total_iterations=6))
     assert resumed == batches[4:]
+
+
+def test_synthetic_run_records_training_and_held_out_validation_seeds(tmp_path):
+    from ddrnet_ros.data.synthetic import HELDOUT_SEED_START
+
+    out = tmp_path / "synthetic"
+    args = trainer.parse_args(["--data", "synthetic", "--height", "64", "--width", "128", "--train-seeds", "4",
+                               "--val-seeds", "2", "--crop", "64x64", "--batch-size", "2", "--iterations", "2",
+                               "--min-kept", "1000", "--workers", "0", "--cache-dir", str(tmp_path / "cache"),
+                               "--output", str(out)])
+    assert trainer.train(args)["iterations"] == 2
+    data = read_metadata(out / "best.pt")["training_data"]
+    assert data["train"] == {"source": "synthetic", "height": 64, "width": 128, "count": 4, "first_seed": 0,
+                             "last_seed": 3}
+    assert data["val"]["first_seed"] == HELDOUT_SEED_START + trainer.VALIDATION_SEED_OFFSET
+    assert len(list((tmp_path / "cache").rglob("*_labels.png"))) == 6
+
+
+def test_bag_run_trains_on_stamp_paired_frames(tmp_path):
+    from ddrnet_ros.data.bags import BagWriter
+
+    for name, seeds in (("train_bag", range(4)), ("val_bag", range(50, 52))):
+        with BagWriter(tmp_path / name) as writer:
+            for i, seed in enumerate(seeds):
+                image, labels = scene(seed)
+                writer.write_image("/cam/image", image, 1_000 + i, "cam")
+                writer.write_image("/cam/labels", labels, 1_000 + i, "cam", encoding="mono8")
+    out = tmp_path / "bagrun"
+    args = trainer.parse_args(["--data", "bag", "--bag", str(tmp_path / "train_bag"), "--val-bag",
+                               str(tmp_path / "val_bag"), "--image-topic", "/cam/image", "--label-topic",
+                               "/cam/labels", "--height", str(HEIGHT), "--width", str(WIDTH), "--crop", "64x64",
+                               "--batch-size", "2", "--iterations", "2", "--min-kept", "1000", "--workers", "0",
+                               "--output", str(out)])
+    trainer.train(args)
+    data = read_metadata(out / "best.pt")["training_data"]
+    assert data["train"]["source"] == "bag" and data["train"]["count"] == 4 and data["val"]["count"] == 2

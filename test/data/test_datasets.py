@@ -179,3 +179,33 @@ def test_bag_dataset_errors_name_the_missing_topic_or_the_unmatched_stamps(tmp_p
         writer.write_image("/cam/labels", labels, 7, "camera", encoding="mono8")
     with pytest.raises(DatasetLayoutError, match="no /cam/image frame with a label of the same stamp"):
         BagDataset(tmp_path / "unmatched", "/cam/image", "/cam/labels")
+
+
+def test_synthetic_scenes_render_the_generator_frame_for_each_seed():
+    from ddrnet_ros.data.datasets import SyntheticScenes
+    from ddrnet_ros.data.synthetic import generate_scene
+
+    scenes = SyntheticScenes([7, 3], height=32, width=64)
+    assert len(scenes) == 2
+    image, labels = scenes[1]
+    frame = generate_scene(3, height=32, width=64)
+    np.testing.assert_array_equal(image, frame.image)
+    np.testing.assert_array_equal(labels, frame.labels)
+
+
+def test_synthetic_cache_serves_later_reads_from_its_png_files(tmp_path):
+    from ddrnet_ros.data.datasets import SyntheticScenes
+
+    first = SyntheticScenes([5], height=32, width=64, cache_dir=tmp_path)
+    image, labels = first[0]
+    cached = sorted(p.name for p in tmp_path.rglob("*.png"))
+    assert cached == ["5_image.png", "5_labels.png"]
+    again_image, again_labels = SyntheticScenes([5], height=32, width=64, cache_dir=tmp_path)[0]
+    np.testing.assert_array_equal(again_image, image)  # lossless round trip
+    np.testing.assert_array_equal(again_labels, labels)
+    # Prove the second read comes from disk: overwrite the cached labels and read once more.
+    label_file = next(tmp_path.rglob("5_labels.png"))
+    assert cv2.imwrite(str(label_file), np.full_like(labels, 4))
+    assert np.all(SyntheticScenes([5], height=32, width=64, cache_dir=tmp_path)[0][1] == 4)
+    # Another resolution is another cache entry, rendered afresh.
+    assert SyntheticScenes([5], height=16, width=32, cache_dir=tmp_path)[0][1].shape == (16, 32)

@@ -201,6 +201,10 @@ def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", 
              "source": "the running node's label_info" if scorer.model_info else "unknown (no label_info received)"}
     if node_process is not None:
         model.update(node_process.model)
+        if not model["checkpoint_sha256"] and node_process.checkpoint and Path(node_process.checkpoint).is_file():
+            from ddrnet_ros.model.checkpoint import sha256_of
+
+            model["checkpoint_sha256"] = sha256_of(node_process.checkpoint)
     return EvaluationReport(
         mode="live", bag=description, model=model, class_map=class_map, frames=frames,
         latency_samples_ms=[scorer.answered[s] for s in sorted(scorer.answered)],

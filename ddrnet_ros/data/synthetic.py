@@ -556,27 +556,21 @@ def _person_parts(rng: np.random.Generator, height: float, seated: bool):
     stride = rng.uniform(-0.06, 0.06) * h
     shoulder = rng.uniform(0.22, 0.27) * h / 2
     hip = shoulder * 0.8
-    parts = []
+    base = 0.0
     if seated:
-        base = 0.0
         legs = [np.array([[-hip, 0.45 * h], [-hip + 0.05, 0.45 * h], [-hip + 0.03, 0.0], [-hip - 0.05, 0.0]]),
                 np.array([[hip - 0.05, 0.45 * h], [hip, 0.45 * h], [hip + 0.05, 0.02 * h], [hip - 0.03, 0.02 * h]])]
         torso_lo, torso_hi = 0.42 * h, 0.78 * h
-        lean = 0.06 * h
     else:
-        base = 0.0
         legs = [np.array([[-hip, 0.5 * h], [-0.01, 0.5 * h], [-0.02 + stride, base], [-hip + stride, base]]),
                 np.array([[0.01, 0.5 * h], [hip, 0.5 * h], [hip - stride, base], [0.02 - stride, base]])]
         torso_lo, torso_hi = 0.48 * h, 0.82 * h
-        lean = 0.0
     torso = np.array([[-hip, torso_lo], [hip, torso_lo], [shoulder, torso_hi], [-shoulder, torso_hi]])
-    torso[2:, 0] += lean * 0
     swing = rng.uniform(-0.04, 0.04) * h
     arms = [np.array([[-shoulder, torso_hi], [-shoulder + 0.08, torso_hi], [-shoulder - swing + 0.05, 0.46 * h], [-shoulder - swing - 0.03, 0.46 * h]]),
             np.array([[shoulder - 0.08, torso_hi], [shoulder, torso_hi], [shoulder + swing + 0.03, 0.46 * h], [shoulder + swing - 0.05, 0.46 * h]])]
     neck = np.array([[-0.03 * h, torso_hi - 0.01], [0.03 * h, torso_hi - 0.01], [0.03 * h, 0.88 * h], [-0.03 * h, 0.88 * h]])
-    parts = {"legs": legs, "torso": torso, "arms": arms, "neck": neck}
-    return parts
+    return {"legs": legs, "torso": torso, "arms": arms, "neck": neck}
 
 
 def _person(rng: np.random.Generator, x: float, s: float, speed: float, label: int = PERSON, lift: float = 0.0, seated: bool = False) -> _Object:
@@ -1092,7 +1086,6 @@ def _road_markings(canvas: _Canvas, layout: _Layout, cam: _Camera) -> None:
     color = layout.marking_color
     w = 0.13
     zs = np.geomspace(_NEAR_M * 0.7, 150.0, 16)
-    s = cam.s + zs
     if layout.edge_lines:
         for ex in (first_lane + 0.25, first_lane + layout.lanes * layout.lane_width - 0.25):
             _ground_strip(canvas, cam, ex - w / 2, ex + w / 2, color, None, zs)
@@ -1249,14 +1242,16 @@ def _camera(layout: _Layout, s: float, height: int, width: int, bump: float = 0.
     )
 
 
-def _check_size(height: int, width: int) -> None:
+def _check_args(seed: int, height: int, width: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"synthetic scene seeds are non-negative integers, got {seed!r}")
     if height < 8 or width < 8:
         raise ValueError(f"synthetic frames need at least 8x8 pixels, got {height}x{width}")
 
 
 def generate_scene(seed: int, height: int = 512, width: int = 1024) -> SyntheticFrame:
     """One random road scene; the same seed gives the same scene (bytes) at a given size."""
-    _check_size(height, width)
+    _check_args(seed, height, width)
     layout = _make_layout(np.random.default_rng([_SCENE_STREAM, seed]))
     world = _World(layout, (_SCENE_STREAM, seed))
     cam = _camera(layout, 0.0, height, width)
@@ -1268,7 +1263,7 @@ def generate_sequence(seed: int, num_frames: int, height: int = 512, width: int 
 
     Sequences draw from their own random stream, so no sequence frame equals a training frame.
     """
-    _check_size(height, width)
+    _check_args(seed, height, width)
     layout = _make_layout(np.random.default_rng([_SEQUENCE_STREAM, seed]))
     world = _World(layout, (_SEQUENCE_STREAM, seed))
     bump_phase = float(np.random.default_rng([_SEQUENCE_STREAM, seed, 2]).uniform(0, 2 * np.pi))

@@ -91,3 +91,9 @@ def test_seed_ranges_do_not_overlap():
 def test_tiny_frames_are_refused_with_a_clear_error():
     with pytest.raises(ValueError, match="at least 8x8"):
         generate_scene(0, 4, 4)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3"])
+def test_bad_seeds_are_refused_with_a_clear_error(seed):
+    with pytest.raises(ValueError, match="non-negative integers"):
+        generate_scene(seed, 16, 32)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import struct
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any, Iterable, Iterator, Literal
 
 import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from ..encodings import ImageDecodeError, decode_compressed, decode_image, encode_compressed, encode_image, to_rgb
@@ -137,12 +138,8 @@ class BagReader:
         try:
             for connection, log_time, raw in self._reader.messages(connections=connections):
                 yield connection.topic, connection.msgtype, int(log_time), raw
-        except (sqlite3.Error, OSError, ValueError, KeyError, EOFError) as exc:
+        except (ReaderError, sqlite3.Error, OSError, ValueError, KeyError, EOFError, struct.error) as exc:
             raise BagError(f"bag {self.path} is damaged: {_one_line(exc)}") from None
-        except Exception as exc:  # rosbags' own reader errors (mcap record errors and the like)
-            if type(exc).__module__.startswith("rosbags"):
-                raise BagError(f"bag {self.path} is damaged: {_one_line(exc)}") from None
-            raise
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, int, Any]]:
         """``(topic, log_time_ns, message)`` deserialised with the Kilted type store."""

@@ -205,3 +205,15 @@ def test_make_bag_cli_refuses_an_existing_output_with_one_line(tmp_path, capsys)
     assert main(["make-bag", str(tmp_path / "bag"), "--frames", "1", "--height", "16", "--width", "32"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("ddrnet-ros make-bag: error:") and "already exists" in err and "\n" not in err
+
+
+def test_a_damaged_message_inside_a_readable_bag_is_a_one_line_error(tmp_path):
+    import sqlite3
+
+    _write(tmp_path / "bag", compressed=False)
+    (db,) = (tmp_path / "bag").glob("*.db3")
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE messages SET data = substr(data, 1, 40) WHERE id = 3")
+    with BagReader(tmp_path / "bag") as bag, pytest.raises(BagError, match="cannot be deserialised") as err:
+        list(bag.labelled_images(CAMERA, LABELS))
+    assert "\n" not in str(err.value)

@@ -14,6 +14,7 @@ ddrnet_ros.encodings.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -55,7 +56,8 @@ class Camera:
     publishers: dict[str, Any]
     subscription: Any = None
     reliability: ReliabilityPolicy | None = None
-    pending: Any = field(default=None, repr=False)  # newest unprocessed message (guarded by the node's lock)
+    #: newest unprocessed (message, monotonic receive time), guarded by the node's lock
+    pending: tuple[Any, float] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -223,11 +225,11 @@ class SegmentationNode(LifecycleNode):
         with self._slots:
             if camera.pending is not None:
                 camera.stats.dropped()
-            camera.pending = msg
+            camera.pending = (msg, time.monotonic())
             self._slots.notify()
 
     # ------------------------------------------------------------------ worker
-    def _take_next(self) -> tuple[Camera, Any] | None:
+    def _take_next(self) -> tuple[Camera, Any, float] | None:
         """Block until a camera has a frame (round-robin) or the node stops (None)."""
         with self._slots:
             while self._running:
@@ -235,17 +237,17 @@ class SegmentationNode(LifecycleNode):
                 for offset in range(count):
                     camera = self.cameras[(self._next_camera + offset) % count]
                     if camera.pending is not None:
-                        msg, camera.pending = camera.pending, None
+                        (msg, received), camera.pending = camera.pending, None
                         self._next_camera = (self._next_camera + offset + 1) % count
-                        return camera, msg
+                        return camera, msg, received
                 self._slots.wait()
             return None
 
     def _serve(self) -> None:
         while (item := self._take_next()) is not None:
-            camera, msg = item
+            camera, msg, received = item
             try:
-                self._process(camera, msg)
+                self._process(camera, msg, received)
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the worker
                 camera.stats.bad_input()
                 self.get_logger().error(f"camera {camera.name}: frame skipped: {type(exc).__name__}: {exc}",
@@ -260,7 +262,8 @@ class SegmentationNode(LifecycleNode):
                                       throttle_duration_sec=WARN_THROTTLE_S)
             return None
 
-    def _process(self, camera: Camera, msg: Any) -> None:
+    def _process(self, camera: Camera, msg: Any, received: float) -> None:
+        started = time.monotonic()
         image = self._decode(camera, msg)
         if image is None:
             return
@@ -281,6 +284,11 @@ class SegmentationNode(LifecycleNode):
             pubs["confidence"].publish(image_msg(result.confidence, "mono8", header))
         latency_ms = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
         camera.stats.published(result.inference_ms, latency_ms)
+        done = time.monotonic()
+        self.get_logger().debug(
+            f"camera {camera.name}: frame {header.stamp.sec}.{header.stamp.nanosec:09d} waited "
+            f"{(started - received) * 1e3:.2f} ms, inference {result.inference_ms:.2f} ms, "
+            f"in node {(done - received) * 1e3:.2f} ms, end-to-end {latency_ms:.2f} ms")
 
     # ------------------------------------------------------------------ outputs
     def _header(self) -> Header:
@@ -295,8 +303,11 @@ class SegmentationNode(LifecycleNode):
 # ---------------------------------------------------------------------- entry points
 def spin_node(args: list[str] | None = None) -> int:
     """Create the node from ROS arguments, bring it up when ``autostart`` says so, and spin until shutdown."""
+    large_transport = qos.use_large_image_transport(os.environ)
     rclpy.init(args=args)
     node = SegmentationNode()
+    if large_transport:
+        node.get_logger().info(f"Fast DDS profile {qos.FASTDDS_PROFILE.name}: shared memory sized for large images")
     try:
         if node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:

@@ -20,7 +20,8 @@ from typing import Any, Callable
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
-from ddrnet_ros.engine import EngineConfigError, SegmenterConfig
+from ddrnet_ros.engine.config import BACKENDS, DEVICE_CHOICES, PRECISIONS, EngineConfigError, SegmenterConfig
+from ddrnet_ros.model import VARIANTS
 from ddrnet_ros.ros.qos import INPUT_QOS_CHOICES, OUTPUT_QOS_CHOICES
 
 #: ``checkpoint`` value that asks for random weights (tests and benchmarks only).
@@ -32,8 +33,9 @@ _CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 class ParameterError(ValueError):
     """A parameter has a value the node cannot use; the message names it, its value and what is allowed."""
 
-    def __init__(self, name: str, value: Any, allowed: str) -> None:
-        super().__init__(f"parameter '{name}' = {value!r} is invalid: expected {allowed}")
+    def __init__(self, name: str, value: Any, allowed: str, reason: str = "") -> None:
+        super().__init__(f"parameter '{name}' = {value!r} is invalid: expected {allowed}"
+                         + (f" ({reason})" if reason else ""))
         self.name = name
         self.value = value
         self.allowed = allowed
@@ -74,13 +76,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "Configure and activate by itself at start-up (false: wait for a lifecycle manager).",
               "true or false", _is_bool),
     ParamSpec("variant", "ddrnet23_slim", "DDRNet variant of the checkpoint.",
-              "ddrnet23_slim, ddrnet23 or ddrnet39", _is_str),
+              ", ".join(VARIANTS), _is_str),
     ParamSpec("checkpoint", "", f"Checkpoint file; empty: the shipped checkpoint; '{RANDOM_CHECKPOINT}': "
               "random weights (tests and benchmarks only).", "a path, '' or 'random'", _is_str),
     ParamSpec("device", "auto", "Where inference runs; auto picks cuda when available, else cpu.",
-              "auto, cpu, cuda or cuda:N", _is_str),
-    ParamSpec("backend", "torch", "Inference backend.", "a backend name such as torch", _is_str),
-    ParamSpec("precision", "fp32", "Numeric precision of inference.", "fp32, fp16 or bf16", _is_str),
+              DEVICE_CHOICES, _is_str),
+    ParamSpec("backend", "torch", "Inference backend.", ", ".join(BACKENDS), _is_str),
+    ParamSpec("precision", "fp32", "Numeric precision of inference (fp16 needs CUDA).", ", ".join(PRECISIONS),
+              _is_str),
     ParamSpec("input_size", [0, 0], "Network input [height, width]; [0, 0]: each image's own size "
               "(padded to a multiple of 8). Outputs always have the input image's size.",
               "[height, width], both 0 or both positive multiples of 8",
@@ -201,15 +204,6 @@ def read_settings(node: Node) -> NodeSettings:
 _FIELD_TO_PARAMETER = {"class_map": "class_config"}
 
 
-def engine_error_as_parameter_error(exc: EngineConfigError) -> Exception:
-    """Re-word an engine configuration error with the parameter's name, where the engine names its field."""
-    field = getattr(exc, "field", None)
-    if field is None:
-        return exc
-    name = _FIELD_TO_PARAMETER.get(field, field)
-    allowed = getattr(exc, "allowed", None)
-    if allowed is None:
-        return exc
-    if not isinstance(allowed, str):
-        allowed = ", ".join(map(str, allowed))
-    return ParameterError(name, getattr(exc, "value", None), allowed)
+def engine_error_as_parameter_error(exc: EngineConfigError) -> ParameterError:
+    """Re-word an engine configuration error with the parameter's name."""
+    return ParameterError(_FIELD_TO_PARAMETER.get(exc.field, exc.field), exc.value, exc.allowed, exc.reason)

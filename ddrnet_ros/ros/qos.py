@@ -11,7 +11,8 @@ is latched (transient local) so that late subscribers still get it.
 
 from __future__ import annotations
 
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, MutableMapping
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -65,3 +66,21 @@ LABEL_INFO = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Re
 
 #: /diagnostics, as diagnostic_updater publishes it.
 DIAGNOSTICS = _keep_last(10, ReliabilityPolicy.RELIABLE)
+
+
+#: Fast DDS profile with a shared-memory segment large enough for whole camera images.
+FASTDDS_PROFILE = Path(__file__).with_name("fastdds_large_images.xml")
+
+
+def use_large_image_transport(environ: MutableMapping[str, str]) -> bool:
+    """Point Fast DDS at :data:`FASTDDS_PROFILE` unless the user chose a transport or another RMW.
+
+    Must run before ``rclpy.init`` (the participant reads it once). Returns whether it did.
+    """
+    chosen = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS")
+    if any(environ.get(name) for name in chosen):
+        return False
+    if environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") not in ("", "rmw_fastrtps_cpp"):
+        return False
+    environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    return True

@@ -626,7 +626,7 @@ def _two_wheeler(rng: np.random.Generator, x: float, s: float, speed: float, mot
         if s_now < cam.s + _NEAR_M:
             return
         ppm = cam.pixels_per_metre(s_now)
-        thick = max(1, int(round((0.09 if motor else 0.05) * ppm)))
+        thick = max(2, int(round((0.09 if motor else 0.08) * ppm)))  # bold enough to be learnable at 512x1024
         for ws in (s_now, s_now + base):
             ring = _Canvas._fixed(_circle_in_x_plane(cam, x, ws + wheel_r, wheel_r, wheel_r, 18))
             if motor:
@@ -641,7 +641,7 @@ def _two_wheeler(rng: np.random.Generator, x: float, s: float, speed: float, mot
             canvas.fill(body, frame, label)
             canvas.fill(_quad_s_plane(cam, s_now, x - 0.2, x + 0.2, 0.3, 0.9), _shade(frame, 0.7), label)
         else:
-            w = 0.035
+            w = 0.055
             for (y0, s0_, y1, s1_) in ((wheel_r, a, 0.75, a + 0.45), (0.75, a + 0.45, 0.78, b - 0.1), (wheel_r, a + 0.5, 0.78, b - 0.1), (wheel_r, b, 0.8, b - 0.1), (wheel_r, a, wheel_r, a + 0.5)):
                 seg = cam.project([x] * 4, [y0 - w, y0 + w, y1 + w, y1 - w], [s0_, s0_, s1_, s1_])
                 canvas.fill(seg, frame, label)

@@ -169,6 +169,8 @@ class EpochBatches(Sampler):
 
 def _worker_init(_: int) -> None:
     # The worker only decodes/renders/augments: one thread each, leave the rest to training.
+    # Ctrl-C reaches the whole process group; the main process alone decides how to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     import cv2
 

@@ -1,0 +1,141 @@
+"""Fixtures shared by the whole suite: isolated ROS 2 domains, rclpy contexts, Python subprocesses.
+
+Every test session, and every test that asks for ``ros_domain_id``, gets a DDS domain no other
+test on this machine holds at the same time (a lock file per domain id), and discovery stays on
+localhost: parallel runs (CI, teammates) never see each other's topics. rclpy is imported only
+inside the fixtures that need it, so tests of the ROS-free core never load it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from rclpy.context import Context
+
+#: Domain ids handed out. Above 101 the DDS ports fall into Linux's ephemeral port range.
+DOMAIN_IDS = range(1, 102)
+_LOCK_DIR = Path(tempfile.gettempdir()) / "ddrnet_ros_test_domains"
+
+
+def _claim_domain_id() -> tuple[int, IO[str]]:
+    """Lock a domain id no other live process holds; the lock lasts as long as the open file."""
+    _LOCK_DIR.mkdir(exist_ok=True)
+    for domain_id in random.sample(DOMAIN_IDS, len(DOMAIN_IDS)):
+        handle = open(_LOCK_DIR / f"{domain_id}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return domain_id, handle
+    raise RuntimeError(f"all ROS domain ids {DOMAIN_IDS.start}..{DOMAIN_IDS.stop - 1} are taken by other test runs")
+
+
+_session_lock: IO[str] | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test runs: this session's own domain, discovery on localhost only."""
+    global _session_lock
+    domain_id, _session_lock = _claim_domain_id()
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    for name in ("ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS"):  # deprecated / would widen discovery
+        os.environ.pop(name, None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_lock is not None:
+        _session_lock.close()
+
+
+@pytest.fixture
+def ros_domain_id() -> Iterator[int]:
+    """A DDS domain held by this test alone (other tests here publish the same topic names)."""
+    domain_id, handle = _claim_domain_id()
+    try:
+        yield domain_id
+    finally:
+        handle.close()
+
+
+@pytest.fixture
+def ros_env(ros_domain_id: int) -> dict[str, str]:
+    """Environment for a subprocess that should talk to this test over DDS."""
+    return {**os.environ, "ROS_DOMAIN_ID": str(ros_domain_id), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture
+def rclpy_context(ros_domain_id: int) -> Iterator[Context]:
+    """An initialised rclpy context on this test's domain, shut down afterwards."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    try:
+        yield context
+    finally:
+        if context.ok():
+            rclpy.shutdown(context=context)
+
+
+PythonRunner = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def run_python(ros_env: dict[str, str]) -> PythonRunner:
+    """Run ``python -c code *args`` with this venv's Python on this test's domain; fail loudly.
+
+    Returns the CompletedProcess (text stdout/stderr). With ``check=True`` (default) a non-zero
+    exit fails the test and shows both streams.
+    """
+
+    def run(code: str, *args: str, timeout: float = 120, check: bool = True,
+            env: dict[str, str] | None = None, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-c", code, *args], env=env or ros_env, cwd=cwd,
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and done.returncode != 0:
+            pytest.fail(f"python subprocess exited {done.returncode}\n--- stdout\n{done.stdout}"
+                        f"\n--- stderr\n{done.stderr}", pytrace=False)
+        return done
+
+    return run
+
+
+@pytest.fixture
+def spawn_python(ros_env: dict[str, str]) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start ``python -c code *args`` in the background (a publisher, a node); stopped after the test.
+
+    stdout and stderr are pipes (text). Teardown sends SIGINT, then SIGKILL after 10 s.
+    """
+    processes: list[subprocess.Popen] = []
+
+    def spawn(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-c", code, *args], env=env or ros_env,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()

@@ -22,6 +22,9 @@ except ImportError:  # engine not present: the ImageNet statistics of the offici
     IMAGENET_MEAN = (0.485, 0.456, 0.406)
     IMAGENET_STD = (0.229, 0.224, 0.225)
 
+#: RGB uint8 colour that normalises to zero: what padded image pixels are filled with.
+PAD_COLOR = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)
+
 
 def normalize(image_rgb: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 RGB -> 3xHxW float32 tensor, scaled to 0-1 then ImageNet mean/std."""
@@ -37,25 +40,26 @@ def labels_to_tensor(labels: np.ndarray) -> torch.Tensor:
 
 
 def rescale(image: np.ndarray, labels: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Resize by ``factor``: bilinear for the image, nearest for the labels (ids never blend)."""
+    """Resize by ``factor``: bilinear for the image (half-pixel centres, like the engine's
+    resize), nearest for the labels (ids never blend)."""
     height, width = labels.shape
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     if size == (width, height):
         return image, labels
-    interp = cv2.INTER_AREA if factor < 1.0 else cv2.INTER_LINEAR
-    return (cv2.resize(image, size, interpolation=interp),
+    return (cv2.resize(image, size, interpolation=cv2.INTER_LINEAR),
             cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST))
 
 
 def random_crop(image: np.ndarray, labels: np.ndarray, crop: tuple[int, int], rng: np.random.Generator,
                 ignore_label: int = IGNORE_LABEL) -> tuple[np.ndarray, np.ndarray]:
-    """A ``crop`` (height, width) window at a random place; smaller inputs are padded first
-    (image with zeros, labels with ``ignore_label`` so padding never trains a class)."""
+    """A ``crop`` (height, width) window at a random place; smaller inputs are padded first:
+    labels with ``ignore_label`` (padding never trains a class), the image with the ImageNet
+    mean colour (zero after normalisation, as the engine pads its input)."""
     crop_h, crop_w = crop
     height, width = labels.shape
     pad_h, pad_w = max(crop_h - height, 0), max(crop_w - width, 0)
     if pad_h or pad_w:
-        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=PAD_COLOR)
         labels = cv2.copyMakeBorder(labels, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=ignore_label)
         height, width = labels.shape
     top = int(rng.integers(0, height - crop_h + 1))
@@ -84,10 +88,9 @@ class TrainAugmentation:
 
 
 def resize_to(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Resize a pair to ``size`` (height, width): area/bilinear image, nearest labels."""
+    """Resize a pair to ``size`` (height, width): bilinear image, nearest labels."""
     height, width = labels.shape
     if (height, width) == tuple(size):
         return image, labels
-    interp = cv2.INTER_AREA if size[0] < height else cv2.INTER_LINEAR
-    return (cv2.resize(image, (size[1], size[0]), interpolation=interp),
+    return (cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR),
             cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST))

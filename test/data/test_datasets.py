@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ddrnet_ros.data.datasets import AugmentedPairs, CityscapesDataset, DatasetLayoutError, ValidationPairs
-from ddrnet_ros.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainAugmentation, normalize
+from ddrnet_ros.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PAD_COLOR, TrainAugmentation, normalize
 
 
 def write_cityscapes_split(root, split, frames):
@@ -68,7 +68,8 @@ def test_crop_larger_than_the_image_pads_labels_with_ignore():
     assert out_labels.shape == (16, 16) and out_image.shape == (16, 16, 3)
     assert np.count_nonzero(out_labels == 7) == 10 * 12
     assert np.all((out_labels == 7) | (out_labels == 255))
-    assert np.all(out_image[out_labels == 255] == 0)
+    assert np.all(out_image[out_labels == 255] == PAD_COLOR)
+    assert normalize(out_image)[:, out_labels == 255].abs().max() < 0.01  # padding is ~0 after normalisation
     assert np.all(out_image[out_labels == 7] == 200)
 
 

@@ -1,0 +1,124 @@
+"""What a :class:`~ddrnet_ros.engine.Segmenter` is asked to do, checked before any model loads.
+
+Every check lives in :meth:`SegmenterConfig.validate`; its error names the field, the value and
+what is allowed, so that the node can re-word it with the parameter's name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ddrnet_ros.classes import ClassMap
+from ddrnet_ros.model import INPUT_MULTIPLE, VARIANTS
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "fp16", "bf16")
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+_CUDA_DEVICE = re.compile(r"^cuda(:\d+)?$")
+
+
+class EngineConfigError(ValueError):
+    """A :class:`SegmenterConfig` field has a value the engine cannot use."""
+
+    def __init__(self, field: str, value: Any, allowed: str | Sequence[str], reason: str = "") -> None:
+        allowed_text = allowed if isinstance(allowed, str) else ", ".join(map(str, allowed))
+        message = f"{field} = {value!r} is invalid: expected {allowed_text}"
+        super().__init__(message + (f" ({reason})" if reason else ""))
+        self.field = field
+        self.value = value
+        self.allowed = allowed_text
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Model, device, backend and geometry of a Segmenter.
+
+    ``checkpoint``: None is the shipped checkpoint, ``""`` random weights (tests and benchmarks).
+    ``input_size``: (height, width) the network runs at, multiples of 8; None runs each image
+    at its own size padded to a multiple of 8. Outputs always have the input image's size.
+    ``keep_aspect``: letterbox into ``input_size`` (True) or stretch to it (False).
+    ``class_map``: a ClassMap, a class YAML path, or None for the built-in Cityscapes classes.
+    """
+
+    variant: str = "ddrnet23_slim"
+    checkpoint: str | Path | None = None
+    num_classes: int | None = None
+    device: str = "auto"
+    backend: str = "torch"
+    precision: str = "fp32"
+    input_size: tuple[int, int] | None = None
+    keep_aspect: bool = True
+    channels_last: bool = False
+    num_threads: int = 0
+    class_map: ClassMap | str | Path | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`EngineConfigError` for the first field with an unusable value."""
+        variant = str(self.variant).lower().replace("-", "_")
+        if variant not in VARIANTS:
+            raise EngineConfigError("variant", self.variant, tuple(VARIANTS))
+        if self.checkpoint not in (None, "") and not Path(self.checkpoint).is_file():
+            raise EngineConfigError("checkpoint", str(self.checkpoint), "an existing checkpoint file, '' or None",
+                                    "file not found")
+        if self.num_classes is not None and (not _is_int(self.num_classes) or not 1 <= self.num_classes <= 255):
+            raise EngineConfigError("num_classes", self.num_classes, "None or an integer in 1..255")
+        if self.backend not in BACKENDS:
+            raise EngineConfigError("backend", self.backend, BACKENDS)
+        if self.precision not in PRECISIONS:
+            raise EngineConfigError("precision", self.precision, PRECISIONS)
+        device = self.resolved_device()  # raises for malformed or unavailable devices
+        if self.backend != "torch" and device != "cpu":
+            raise EngineConfigError("device", self.device, "cpu or auto with backend " + self.backend,
+                                    f"the {self.backend} backend runs on the CPU")
+        if self.precision == "fp16" and not device.startswith("cuda"):
+            raise EngineConfigError("precision", self.precision, "fp32 or bf16 on the CPU",
+                                    "fp16 inference needs a CUDA device")
+        if self.precision == "bf16" and self.backend != "torch":
+            raise EngineConfigError("precision", self.precision, "fp32 with backend " + self.backend)
+        if self.input_size is not None:
+            size = tuple(self.input_size)
+            if (len(size) != 2 or not all(_is_int(s) and s > 0 and s % INPUT_MULTIPLE == 0 for s in size)):
+                raise EngineConfigError("input_size", self.input_size,
+                                        f"None or (height, width), positive multiples of {INPUT_MULTIPLE}")
+        if not isinstance(self.keep_aspect, bool):
+            raise EngineConfigError("keep_aspect", self.keep_aspect, "true or false")
+        if not isinstance(self.channels_last, bool):
+            raise EngineConfigError("channels_last", self.channels_last, "true or false")
+        if not _is_int(self.num_threads) or self.num_threads < 0:
+            raise EngineConfigError("num_threads", self.num_threads, "an integer >= 0 (0: library default)")
+        if self.class_map is not None and not isinstance(self.class_map, (ClassMap, str, Path)):
+            raise EngineConfigError("class_map", self.class_map, "a ClassMap, a class YAML path or None")
+        if isinstance(self.class_map, (str, Path)) and str(self.class_map) and not Path(self.class_map).is_file():
+            raise EngineConfigError("class_map", str(self.class_map), "an existing class YAML file or ''",
+                                    "file not found")
+
+    @property
+    def variant_name(self) -> str:
+        return str(self.variant).lower().replace("-", "_")
+
+    def resolved_device(self) -> str:
+        """The torch device string inference will use: ``auto`` becomes ``cuda:0`` or ``cpu``."""
+        import torch
+
+        device = str(self.device).strip().lower()
+        if device == "auto":
+            return "cuda:0" if self.backend == "torch" and torch.cuda.is_available() else "cpu"
+        if device == "cpu":
+            return "cpu"
+        if not _CUDA_DEVICE.match(device):
+            raise EngineConfigError("device", self.device, DEVICE_CHOICES)
+        if not torch.cuda.is_available():
+            raise EngineConfigError("device", self.device, "cpu or auto", "CUDA is not available on this machine")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise EngineConfigError("device", self.device, f"cuda:0..cuda:{torch.cuda.device_count() - 1}",
+                                    "no such CUDA device")
+        return f"cuda:{index}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

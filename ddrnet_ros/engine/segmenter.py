@@ -1,0 +1,263 @@
+"""The Segmenter: uint8 images of any size in, pixel-aligned uint8 label maps out.
+
+One object per model, shared by the callers of a process. ``segment`` may be called from
+several threads with different ``stream_key`` values (one per camera); calls with the same key
+are serialised. Buffers (input frame, pinned memory on CUDA) are kept per key and reused while
+the image size stays the same; results are always fresh arrays the caller may keep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from ddrnet_ros.classes import ClassMap, colorize, overlay
+from ddrnet_ros.model import create_model, load_checkpoint, read_metadata, read_state_dict, sha256_of
+
+from .config import EngineConfigError, SegmenterConfig
+from .postprocess import (ImageMap, apply_threshold, confidence_to_uint8, fast_labels, labels_and_confidence,
+                          reference_logits)
+from .preprocess import CHANNEL_ORDERS, FramePlan, fill_network_input, plan_frame
+
+log = logging.getLogger(__name__)
+
+
+class NetworkBackend(Protocol):
+    """A way to run the network: normalised (1, 3, Hn, Wn) float32 frame -> (1, C, Hn/8, Wn/8) float32."""
+
+    name: str
+
+    def infer(self, frame: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class SegmentationResult:
+    """One frame's outputs, all at the input image's size."""
+
+    labels: np.ndarray              # (H, W) uint8 class ids; low-confidence pixels are the ignore label
+    color: np.ndarray | None        # (H, W, 3) uint8 RGB class colours
+    overlay: np.ndarray | None      # (H, W, 3) uint8 RGB: colours blended onto the input
+    confidence: np.ndarray | None   # (H, W) uint8: max softmax x 255
+    inference_ms: float             # engine time for this frame
+
+
+@dataclass
+class _Slot:
+    """Per-``stream_key`` state on the host path."""
+
+    lock: threading.Lock
+    frame: torch.Tensor | None = None
+    frame_plan: FramePlan | None = None
+
+
+class Segmenter:
+    """Semantic segmentation of uint8 HxWx3 images with one DDRNet (see :class:`SegmenterConfig`).
+
+    ``model``: a hook for callers that already hold a network (the trainer's in-memory model,
+    geometry probes in the tests). Any ``nn.Module`` that maps a normalised (N, 3, H, W) input,
+    H and W multiples of 8, to (N, C, H/8, W/8) logits; it replaces create_model +
+    load_checkpoint, and ``config.checkpoint`` is then ignored.
+    ``fast_labels``: on the CPU, compute labels with the exact border-only shortcut of
+    :func:`~ddrnet_ros.engine.postprocess.fast_labels`; False always upsamples every class.
+    """
+
+    def __init__(self, config: SegmenterConfig, model: nn.Module | None = None, *, warmup: bool = False,
+                 fast_labels: bool = True) -> None:
+        config.validate()
+        self.config = config
+        self.device = config.resolved_device()
+        self.variant = config.variant_name
+        self.use_fast_labels = fast_labels
+        self.checkpoint_path: Path | None = None
+        self.checkpoint_sha256: str | None = None
+        self.metadata: dict[str, Any] = {}
+        if model is None:
+            model = self._load_model(config)
+        else:
+            model = model.eval()
+        self.num_classes = self._num_classes(model)
+        self.class_map = self._class_map(config)
+        self.class_map.check_num_classes(self.num_classes)
+        if config.num_threads > 0:
+            torch.set_num_threads(config.num_threads)
+        self.module = model  # the official-layout module (export, tests)
+        self.backend: NetworkBackend = self._make_backend(model)
+        self._cuda = None
+        if self.device.startswith("cuda"):
+            from .torch_backend import CudaPipeline
+
+            torch.cuda.synchronize(self.device)
+            self._cuda = CudaPipeline(self.backend, self.class_map)
+        self._plans: dict[tuple[int, int], tuple[FramePlan, ImageMap | None]] = {}
+        self._slots: dict[str, _Slot] = {}
+        self._lock = threading.Lock()
+        if warmup:
+            self.segment(np.zeros((*(config.input_size or (256, 512)), 3), np.uint8))
+
+    # ------------------------------------------------------------------ construction
+    def _load_model(self, config: SegmenterConfig) -> nn.Module:
+        from ddrnet_ros.resources import default_checkpoint
+
+        checkpoint = default_checkpoint() if config.checkpoint is None else config.checkpoint
+        if checkpoint == "":
+            num_classes = config.num_classes or self._class_map(config).num_classes
+            log.warning("no checkpoint: %s runs with random weights (tests and benchmarks only)", self.variant)
+            return create_model(self.variant, num_classes=num_classes).eval()
+        path = Path(checkpoint)
+        self.metadata = read_metadata(path)
+        num_classes = config.num_classes or self.metadata.get("num_classes")
+        if num_classes is None:
+            bias = read_state_dict(path).get("final_layer.conv2.bias")
+            num_classes = int(bias.shape[0]) if bias is not None else self._class_map(config).num_classes
+        model = create_model(self.variant, num_classes=int(num_classes))
+        load_checkpoint(model, path)  # CheckpointError names the file and every mismatch
+        self.checkpoint_path = path
+        self.checkpoint_sha256 = sha256_of(path)
+        return model.eval()
+
+    def _num_classes(self, model: nn.Module) -> int:
+        num_classes = getattr(model, "num_classes", None) or self.config.num_classes
+        if num_classes is None:
+            raise EngineConfigError("num_classes", None, "the class count of the given model",
+                                    "the model has no num_classes attribute")
+        return int(num_classes)
+
+    def _class_map(self, config: SegmenterConfig) -> ClassMap:
+        if isinstance(config.class_map, ClassMap):
+            return config.class_map
+        if config.class_map:
+            return ClassMap.load(config.class_map)
+        meta = self.metadata
+        if meta.get("class_names") and meta.get("palette"):
+            return ClassMap(names=tuple(meta["class_names"]), colors=np.asarray(meta["palette"]),
+                            ignore_label=int(meta.get("ignore_label", 255)),
+                            source=f"{self.checkpoint_path or 'checkpoint'} metadata")
+        return ClassMap.load(None)
+
+    def _make_backend(self, model: nn.Module) -> NetworkBackend:
+        cfg = self.config
+        if cfg.backend == "torch":
+            from .torch_backend import TorchModel
+
+            return TorchModel(model, self.device, cfg.precision, cfg.channels_last)
+        if cfg.backend == "onnxruntime":
+            from .onnxruntime_backend import OnnxRuntimeModel
+
+            return OnnxRuntimeModel(model, num_threads=cfg.num_threads)
+        from .openvino_backend import OpenVinoModel
+
+        return OpenVinoModel(model, num_threads=cfg.num_threads)
+
+    # ------------------------------------------------------------------ geometry
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) the network runs at for an image of this size."""
+        return self._plan(height, width)[0].network
+
+    def frame_plan(self, height: int, width: int) -> FramePlan:
+        """Where an image of this size lands in the network frame (resize, padding)."""
+        return self._plan(height, width)[0]
+
+    def _plan(self, height: int, width: int) -> tuple[FramePlan, ImageMap | None]:
+        key = (height, width)
+        plans = self._plans
+        if key not in plans:
+            plan = plan_frame(height, width, self.config.input_size, self.config.keep_aspect)
+            image_map = ImageMap.build(plan) if self._cuda is None else None
+            with self._lock:
+                if len(plans) > 16:  # many sizes in one process: keep the cache bounded
+                    plans.clear()
+                plans[key] = (plan, image_map)
+        return plans[key]
+
+    def _slot(self, key: str) -> _Slot:
+        with self._lock:
+            if key not in self._slots:
+                self._slots[key] = _Slot(threading.Lock())
+            return self._slots[key]
+
+    # ------------------------------------------------------------------ inference
+    def segment(self, image: np.ndarray, channel_order: str = "rgb", want_color: bool = False,
+                want_overlay: bool = False, want_confidence: bool = False, overlay_alpha: float = 0.5,
+                confidence_threshold: float = 0.0, stream_key: str = "default") -> SegmentationResult:
+        """Labels (and optional colour mask, overlay, confidence) for one HxWx3 uint8 image."""
+        check_image(image, channel_order)
+        if not 0.0 <= overlay_alpha <= 1.0:
+            raise ValueError(f"overlay_alpha must be in [0, 1], got {overlay_alpha}")
+        if not 0.0 <= confidence_threshold <= 1.0:
+            raise ValueError(f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
+        plan, image_map = self._plan(image.shape[0], image.shape[1])
+        if self._cuda is not None:
+            out = self._cuda.run(image, plan, channel_order, want_color=want_color, want_overlay=want_overlay,
+                                 want_confidence=want_confidence, overlay_alpha=overlay_alpha,
+                                 confidence_threshold=confidence_threshold, stream_key=stream_key)
+            return SegmentationResult(out.labels, out.color, out.overlay, out.confidence, out.inference_ms)
+
+        started = time.perf_counter()
+        logits = self._run_network(image, plan, channel_order, stream_key)
+        need_confidence = want_confidence or confidence_threshold > 0.0
+        if need_confidence or not self.use_fast_labels:
+            labels, confidence = labels_and_confidence(reference_logits(logits, plan), need_confidence)
+            if confidence is not None:
+                apply_threshold(labels, confidence, confidence_threshold, self.class_map.ignore_label)
+        else:
+            labels, confidence = fast_labels(logits, image_map), None
+        labels_np = labels.numpy()
+        confidence_np = confidence_to_uint8(confidence).numpy() if want_confidence else None
+        color = colorize(labels_np, self.class_map) if want_color else None
+        blended = None
+        if want_overlay:
+            rgb = image if channel_order == "rgb" else image[:, :, ::-1]
+            blended = overlay(rgb, labels_np, self.class_map, overlay_alpha)
+        elapsed_ms = (time.perf_counter() - started) * 1e3
+        return SegmentationResult(labels_np, color, blended, confidence_np, elapsed_ms)
+
+    def logits(self, image: np.ndarray, channel_order: str = "rgb") -> np.ndarray:
+        """(C, H, W) float32 logits at the image size (reference upsampling), e.g. to compare backends."""
+        check_image(image, channel_order)
+        plan, _ = self._plan(image.shape[0], image.shape[1])
+        if self._cuda is not None:
+            frame = torch.zeros((1, 3, *plan.network), dtype=self.backend.dtype, device=self.device)
+            fill_network_input(frame, torch.from_numpy(np.ascontiguousarray(image)).to(self.device), plan,
+                               channel_order)
+            logits = self.backend.infer(frame)
+        else:
+            logits = self._run_network(image, plan, channel_order, "logits")
+        return reference_logits(logits, plan)[0].float().cpu().numpy()
+
+    def _run_network(self, image: np.ndarray, plan: FramePlan, channel_order: str, stream_key: str) -> torch.Tensor:
+        """Host path: fill the key's reused frame and run the backend; (1, C, h, w) float32 logits."""
+        slot = self._slot(stream_key)
+        with slot.lock:
+            if slot.frame is None or slot.frame_plan != plan:
+                slot.frame = torch.zeros((1, 3, *plan.network), dtype=torch.float32)
+                slot.frame_plan = plan
+            # A copy into our own frame: no reference to the caller's (possibly read-only) array stays.
+            fill_network_input(slot.frame, torch.from_numpy(_writable(image)), plan, channel_order)
+            return self.backend.infer(slot.frame)
+
+
+def check_image(image: Any, channel_order: str) -> None:
+    """Raise ValueError (one line) unless ``image`` is an HxWx3 uint8 array in a known order."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"channel_order must be one of {', '.join(CHANNEL_ORDERS)}, got {channel_order!r}")
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be HxWx3 uint8, got shape {image.shape} dtype {image.dtype}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image has no pixels (shape {image.shape})")
+
+
+def _writable(image: np.ndarray) -> np.ndarray:
+    """``image`` itself when torch can wrap it without a warning, else a copy (read-only views of messages)."""
+    if image.flags.writeable and all(stride >= 0 for stride in image.strides):
+        return image
+    return np.array(image, copy=True)

@@ -1,0 +1,185 @@
+"""PyTorch inference: eager on the CPU, and a CUDA pipeline with one stream per caller.
+
+CPU: BatchNorm folded into the preceding convolutions of a copy of the model (the loaded,
+official-layout module stays untouched), optional channels_last, ``torch.inference_mode``.
+
+CUDA (:class:`CudaPipeline`): per ``stream_key`` a ``torch.cuda.Stream``, a pinned host buffer
+for the input image reused across frames, and a zero-padded network frame on the device. The
+image goes up with a non-blocking copy; normalisation, resize, network, upsampling, argmax,
+confidence, colour and overlay all run on that stream; only the uint8 results come back, into
+pinned memory, with non-blocking copies; one synchronisation per frame. CUDA events time it.
+Nothing here touches CUDA unless the segmenter runs on a CUDA device.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ddrnet_ros.classes import ClassMap, colorize_torch, overlay_torch
+from ddrnet_ros.model.blocks import BasicBlock, Bottleneck, SegHead
+
+from .postprocess import apply_threshold, confidence_to_uint8, labels_and_confidence, reference_logits
+from .preprocess import FramePlan, fill_network_input
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+#: (conv, bn) attribute pairs computed as bn(conv(x)) inside each block type.
+_CONV_BN_PAIRS: dict[type, tuple[tuple[str, str], ...]] = {
+    BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
+    Bottleneck: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
+    SegHead: (("conv1", "bn2"),),  # bn1 comes before conv1 (pre-activation): not foldable
+}
+
+
+def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A conv computing ``bn(conv(x))`` with the eval-mode BN statistics folded in."""
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+    with torch.no_grad():
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+    return fused.to(conv.weight.device, conv.weight.dtype)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` with every BN that directly follows a conv folded into it.
+
+    Handles ``nn.Sequential`` runs of (Conv2d, BatchNorm2d) and the DDRNet blocks' named pairs;
+    pre-activation BNs (BN -> ReLU -> conv, in DAPPM and the head input) are kept.
+    """
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if isinstance(module, nn.Sequential):
+            children = list(module._modules.items())
+            for (name_a, a), (name_b, b) in zip(children, children[1:]):
+                if type(a) is nn.Conv2d and type(b) is nn.BatchNorm2d:
+                    module._modules[name_a] = fuse_conv_bn(a, b)
+                    module._modules[name_b] = nn.Identity()
+        for conv_name, bn_name in _CONV_BN_PAIRS.get(type(module), ()):
+            conv, bn = getattr(module, conv_name), getattr(module, bn_name)
+            if type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d:
+                setattr(module, conv_name, fuse_conv_bn(conv, bn))
+                setattr(module, bn_name, nn.Identity())
+    return folded
+
+
+class TorchModel:
+    """Eager PyTorch forward of the network: normalised frame in, 1/8 logits (float32) out."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, device: str = "cpu", precision: str = "fp32",
+                 channels_last: bool = False, fold_bn: bool = True) -> None:
+        self.device = torch.device(device)
+        self.dtype = DTYPES[precision]
+        self.channels_last = channels_last
+        model = model.eval()
+        net = fold_batchnorm(model) if fold_bn else model
+        net = net.to(self.device, self.dtype)
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = net
+
+    def infer(self, frame: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            x = frame.to(self.dtype)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out = self.net(x)
+            if isinstance(out, (list, tuple)):
+                out = out[0]
+            return out.float()
+
+
+@dataclass
+class _StreamState:
+    """Per-caller CUDA resources, reused across frames."""
+
+    stream: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    host_image: torch.Tensor | None = None
+    frame: torch.Tensor | None = None
+    frame_plan: FramePlan | None = None
+
+
+@dataclass
+class CudaOutputs:
+    """uint8 results in pinned host memory (valid once the pipeline has synchronised)."""
+
+    labels: np.ndarray
+    color: np.ndarray | None
+    overlay: np.ndarray | None
+    confidence: np.ndarray | None
+    inference_ms: float
+
+
+class CudaPipeline:
+    """The whole frame on one CUDA stream per ``stream_key``; only uint8 results come back."""
+
+    def __init__(self, model: TorchModel, class_map: ClassMap) -> None:
+        if model.device.type != "cuda":
+            raise ValueError(f"CudaPipeline needs a CUDA model, got device {model.device}")
+        self.model = model
+        self.device = model.device
+        self.num_classes = class_map.num_classes
+        self.ignore_label = class_map.ignore_label
+        self.lookup = torch.from_numpy(class_map.lookup_table()).to(self.device)
+        self._states: dict[str, _StreamState] = {}
+        self._states_lock = threading.Lock()
+
+    def _state(self, key: str) -> _StreamState:
+        with self._states_lock:
+            if key not in self._states:
+                self._states[key] = _StreamState(stream=torch.cuda.Stream(device=self.device))
+            return self._states[key]
+
+    def run(self, image: np.ndarray, plan: FramePlan, channel_order: str, *, want_color: bool,
+            want_overlay: bool, want_confidence: bool, overlay_alpha: float, confidence_threshold: float,
+            stream_key: str) -> CudaOutputs:
+        state = self._state(stream_key)
+        with state.lock, torch.cuda.stream(state.stream):
+            h, w = plan.image
+            if state.host_image is None or tuple(state.host_image.shape) != (h, w, 3):
+                state.host_image = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=True)
+            if state.frame is None or state.frame_plan != plan:
+                state.frame = torch.zeros((1, 3, *plan.network), dtype=self.model.dtype, device=self.device)
+                state.frame_plan = plan
+            # The previous frame's upload finished before its synchronize below: safe to overwrite.
+            state.host_image.numpy()[...] = image
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record(state.stream)
+            image_dev = state.host_image.to(self.device, non_blocking=True)
+            fill_network_input(state.frame, image_dev, plan, channel_order)
+            logits = self.model.infer(state.frame)
+            need_confidence = want_confidence or confidence_threshold > 0.0
+            labels, confidence = labels_and_confidence(reference_logits(logits, plan), need_confidence)
+            if confidence is not None:
+                apply_threshold(labels, confidence, confidence_threshold, self.ignore_label)
+            outputs = {"labels": labels}
+            if want_confidence:
+                outputs["confidence"] = confidence_to_uint8(confidence)
+            if want_color:
+                outputs["color"] = colorize_torch(labels, self.lookup)
+            if want_overlay:
+                rgb = image_dev if channel_order == "rgb" else image_dev.flip(-1)
+                outputs["overlay"] = overlay_torch(rgb, labels, self.lookup, self.num_classes, overlay_alpha)
+            host = {}
+            for name, tensor in outputs.items():
+                pinned = torch.empty(tensor.shape, dtype=torch.uint8, pin_memory=True)
+                pinned.copy_(tensor, non_blocking=True)
+                host[name] = pinned
+            end.record(state.stream)
+            state.stream.synchronize()
+            # numpy views keep the pinned blocks alive; the caching host allocator reuses them once freed.
+            arrays = {name: tensor.numpy() for name, tensor in host.items()}
+            return CudaOutputs(labels=arrays["labels"], color=arrays.get("color"), overlay=arrays.get("overlay"),
+                               confidence=arrays.get("confidence"), inference_ms=start.elapsed_time(end))

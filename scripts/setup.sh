@@ -131,7 +131,8 @@ if [ "$(cat "$msg_stamp" 2>/dev/null)" != "$msg_key" ] || [ ! -d "$PREFIX" ] || 
     "${build_env[@]}" cmake --build "$BUILD/build" -j "${DDRNET_ROS_JOBS:-$(nproc)}" >>"$logfile" 2>&1 \
         || { tail -40 "$logfile" >&2; die "message build failed (full log: $logfile)"; }
     rm -rf "$PREFIX" "$msg_stamp"   # no files of removed messages left behind
-    "${build_env[@]}" cmake --install "$BUILD/build" >>"$logfile" 2>&1 \
+    # (from the build dir: ament's symlink install writes its manifest into the working directory)
+    (cd "$BUILD/build" && "${build_env[@]}" cmake --install .) >>"$logfile" 2>&1 \
         || { tail -40 "$logfile" >&2; die "message install failed (full log: $logfile)"; }
     echo "$msg_key" > "$msg_stamp"
 fi

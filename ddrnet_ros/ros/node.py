@@ -96,8 +96,9 @@ class SegmentationNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             settings = read_settings(self)
-            segmenter = Segmenter(settings.segmenter)
-            segmenter.class_map.check_num_classes(segmenter.num_classes)
+            # the engine checks the class map against the model; warm-up pays CUDA's lazy set-up here
+            segmenter = Segmenter(settings.segmenter,
+                                  warmup=settings.segmenter.resolved_device().startswith("cuda"))
         except Exception as exc:  # any failure to load the model fails configure, with its reason
             self.configure_error = f"{exc}" if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"configure failed: {self.configure_error}")

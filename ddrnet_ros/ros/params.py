@@ -86,7 +86,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               _is_str),
     ParamSpec("input_size", [0, 0], "Network input [height, width]; [0, 0]: each image's own size "
               "(padded to a multiple of 8). Outputs always have the input image's size.",
-              "[height, width], both 0 or both positive multiples of 8",
+              "[height, width]: [0, 0] or positive multiples of 8",
               lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v)),
     ParamSpec("keep_aspect", True, "Letterbox to input_size keeping the aspect ratio (false: stretch).",
               "true or false", _is_bool),
@@ -182,18 +182,16 @@ def read_settings(node: Node) -> NodeSettings:
 
     checkpoint = v["checkpoint"]
     size = v["input_size"]
-    if (size[0] == 0) != (size[1] == 0) or any(s % 8 for s in size):
-        raise ParameterError("input_size", size, _SPECS["input_size"].allowed)
     segmenter = SegmenterConfig(
         variant=v["variant"],
         checkpoint="" if checkpoint == RANDOM_CHECKPOINT else (checkpoint or None),
         device=v["device"], backend=v["backend"], precision=v["precision"],
-        input_size=tuple(size) if size[0] else None, keep_aspect=v["keep_aspect"],
+        input_size=None if size == [0, 0] else tuple(size), keep_aspect=v["keep_aspect"],
         num_threads=v["num_threads"], class_map=v["class_config"] or None)
     try:
         segmenter.validate()
     except EngineConfigError as exc:
-        raise engine_error_as_parameter_error(exc) from None
+        raise engine_error_as_parameter_error(exc, v) from None
     return NodeSettings(segmenter=segmenter, cameras=tuple(cameras), overlay_alpha=float(v["overlay_alpha"]),
                         confidence_threshold=float(v["confidence_threshold"]), input_qos=v["input_qos"],
                         output_qos=v["output_qos"], output_depth=v["output_depth"],
@@ -204,6 +202,8 @@ def read_settings(node: Node) -> NodeSettings:
 _FIELD_TO_PARAMETER = {"class_map": "class_config"}
 
 
-def engine_error_as_parameter_error(exc: EngineConfigError) -> ParameterError:
-    """Re-word an engine configuration error with the parameter's name."""
-    return ParameterError(_FIELD_TO_PARAMETER.get(exc.field, exc.field), exc.value, exc.allowed, exc.reason)
+def engine_error_as_parameter_error(exc: EngineConfigError, values: dict[str, Any] | None = None) -> ParameterError:
+    """Re-word an engine configuration error with the parameter's name (and value, as the user wrote it)."""
+    name = _FIELD_TO_PARAMETER.get(exc.field, exc.field)
+    value = (values or {}).get(name, exc.value)
+    return ParameterError(name, value, exc.allowed, exc.reason)

@@ -1,0 +1,152 @@
+"""ROS fixtures of the node tests: a real rclpy executor with the node under test and a probe node.
+
+The probe publishes camera images and collects what the node publishes, over real DDS on the
+test's own domain (rclpy_context from test/conftest.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+#: Seconds a test waits for DDS traffic before it fails.
+WAIT_S = 30.0
+
+
+class Harness:
+    """One rclpy context, one executor thread, the probe node and any SegmentationNode started here."""
+
+    def __init__(self, context) -> None:
+        from rclpy.executors import MultiThreadedExecutor
+
+        import rclpy
+
+        self.context = context
+        self.probe = rclpy.create_node("probe", context=context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.executor.add_node(self.probe)
+        self.nodes: list[Any] = []
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def node(self, autostart: bool = True, name: str = "segmentation_node", namespace: str | None = None,
+             **params: Any):
+        """A SegmentationNode with these parameters, added to the executor (configured+active by default)."""
+        from rclpy.lifecycle import TransitionCallbackReturn
+        from rclpy.parameter import Parameter
+
+        from ddrnet_ros.ros.node import SegmentationNode
+
+        params.setdefault("checkpoint", "random")
+        params.setdefault("device", "cpu")
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        kwargs = {"namespace": namespace} if namespace else {}
+        node = SegmentationNode(name, context=self.context, parameter_overrides=overrides, **kwargs)
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        if autostart:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.configure_error
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        return node
+
+    def publisher(self, msg_type, topic: str, reliable: bool = True):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        return self.probe.create_publisher(msg_type, topic, qos)
+
+    def collect(self, msg_type, topic: str, qos=None) -> list:
+        """A list that fills with every message received on ``topic`` (reliable, depth 50 unless given)."""
+        from rclpy.qos import QoSProfile
+
+        received: list = []
+        self.probe.create_subscription(msg_type, topic, received.append, qos or QoSProfile(depth=50))
+        return received
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.02)
+
+    def wait_matched(self, publisher, count: int = 1) -> None:
+        self.wait_for(lambda: publisher.get_subscription_count() >= count, f"{count} subscriber(s) of {publisher.topic_name}")
+
+    def wait_subscribed(self, topic: str, count: int = 1) -> None:
+        """Until ``count`` subscriptions exist on ``topic`` (the probe's outputs are seen by the node)."""
+        self.wait_for(lambda: self.probe.count_subscribers(topic) >= count, f"{count} subscriber(s) on {topic}")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.destroy_node()
+        self.executor.shutdown()
+        self.probe.destroy_node()
+
+
+@pytest.fixture
+def harness(rclpy_context) -> Iterator[Harness]:
+    harness = Harness(rclpy_context)
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+@pytest.fixture
+def checkpoint_file(tmp_path: Path) -> Path:
+    """Random ddrnet23_slim weights saved to a file, so the node and a direct Segmenter share them."""
+    import torch
+
+    from ddrnet_ros.model import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(create_model("ddrnet23_slim", num_classes=19).eval(), tmp_path / "random.pt",
+                           metadata={"variant": "ddrnet23_slim", "num_classes": 19})
+
+
+def camera_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A deterministic RGB test picture with structure (gradients and blocks), not plain noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    image = np.stack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)),
+                      ((x // 16 + y // 16) % 2) * 200], axis=-1).astype(np.uint8)
+    noise = rng.integers(0, 30, image.shape, np.uint8)
+    return image + noise
+
+
+@pytest.fixture
+def make_image() -> Callable[..., np.ndarray]:
+    return camera_image
+
+
+def image_message(pixels: np.ndarray, encoding: str = "rgb8", stamp: tuple[int, int] = (12, 345), frame_id: str = "cam"):
+    """A sensor_msgs/Image of RGB ``pixels`` laid out in ``encoding`` by the project's encoder."""
+    from sensor_msgs.msg import Image
+
+    from ddrnet_ros.encodings import encode_image
+
+    data, step = encode_image(pixels, encoding)
+    msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding, step=step, data=data)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+    msg.header.frame_id = frame_id
+    return msg
+
+
+@pytest.fixture
+def make_image_msg() -> Callable[..., Any]:
+    return image_message

@@ -1,0 +1,112 @@
+"""The node as users start it: the installed executable with the params file, in its own process.
+
+This is what launch/segmentation.launch.py does (covered for real by test/launch/ where the launch
+stack is installed); here it runs without launch, with the camera in a third process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sensor_msgs.msg import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+PARAMS = ROOT / "config" / "segmentation.yaml"
+
+#: A camera driver in another process: 848x480 rgb8 at 5 Hz with the given reliability, until stopped.
+CAMERA = """
+import sys, time, array, rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+reliable = sys.argv[1] == "reliable"
+rclpy.init()
+node = rclpy.create_node("camera_driver")
+qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+pub = node.create_publisher(Image, "camera/image_raw", qos)
+data = array.array("B", bytes(range(256)) * (848 * 480 * 3 // 256))
+i = 0
+while rclpy.ok():
+    msg = Image(height=480, width=848, encoding="rgb8", step=848 * 3, data=data)
+    msg.header.frame_id = "camera_driver"
+    msg.header.stamp.sec = i
+    pub.publish(msg)
+    i += 1
+    time.sleep(0.2)
+"""
+
+
+def installed_executable() -> Path:
+    from ament_index_python.packages import get_package_prefix
+
+    return Path(get_package_prefix("ddrnet_ros")) / "lib" / "ddrnet_ros" / "segmentation_node"
+
+
+@pytest.fixture
+def start_node(ros_env):
+    """Start the installed node executable (through its shebang, as launch does) with the params file."""
+    processes: list[subprocess.Popen] = []
+    env = {**ros_env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{ros_env.get('PATH', '')}"}
+
+    def start(*ros_args: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [str(installed_executable()), "--ros-args", "--params-file", str(PARAMS),
+             "-p", "checkpoint:=random", "-p", "device:=cpu", *ros_args],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+@pytest.mark.parametrize("reliability", ["reliable", "best_effort"])
+def test_default_input_qos_serves_a_camera_in_another_process(harness, start_node, spawn_python, reliability):
+    node = start_node()
+    camera = spawn_python(CAMERA, reliability)
+    labels = harness.collect(Image, "segmentation/labels")
+    harness.wait_for(lambda: len(labels) >= 2 or node.poll() is not None or camera.poll() is not None,
+                     f"labels from a {reliability} camera in another process", timeout=60)
+    assert node.poll() is None, node.communicate()[1]
+    assert {(m.header.frame_id, m.height, m.width, m.encoding) for m in labels} == {("camera_driver", 480, 848, "mono8")}
+    node.send_signal(signal.SIGINT)
+    _, stderr = node.communicate(timeout=20)
+    assert node.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_the_node_executable_exits_in_one_line_when_a_parameter_is_invalid(start_node):
+    node = start_node("-p", "overlay_alpha:=3.0")
+    _, stderr = node.communicate(timeout=60)
+    assert node.returncode == 1
+    assert "configure failed: parameter 'overlay_alpha' = 3.0 is invalid: expected a number in [0, 1]" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_ddrnet_ros_run_reads_the_same_params_file(harness, ros_env, spawn_python, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS.read_text().replace("topic: camera/image_raw", "topic: elsewhere/image")
+                      .replace('checkpoint: ""', "checkpoint: random").replace("device: auto", "device: cpu"))
+    node = subprocess.Popen([sys.executable, "-m", "ddrnet_ros.cli", "run", "--params-file", str(params),
+                             "--ros-args", "-r", "elsewhere/image:=camera/image_raw"],
+                            env=ros_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        spawn_python(CAMERA, "reliable")
+        labels = harness.collect(Image, "segmentation/labels")
+        harness.wait_for(lambda: labels or node.poll() is not None, "labels via ddrnet-ros run", timeout=60)
+        assert labels, node.communicate()[1]
+        node.send_signal(signal.SIGINT)
+        _, stderr = node.communicate(timeout=20)
+        assert node.returncode == 0 and "Traceback" not in stderr
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.communicate()

@@ -122,3 +122,65 @@ def test_live_evaluation_without_a_node_fails_in_one_line(bag):
     with pytest.raises(LiveEvalError, match="no node subscribed to /camera/image_raw") as err:
         evaluate_live(bag, CAMERA, GROUND_TRUTH, node_wait_s=1.0, domain_id=random.randint(110, 230))
     assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def random_checkpoint(tmp_path_factory):
+    """Seeded random DDRNet-23-slim weights in a file, so the node and this test load the same model."""
+    import torch
+
+    from ddrnet_ros.model import create_model
+    from ddrnet_ros.model.checkpoint import save_checkpoint
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("ckpt") / "random.pt"
+    save_checkpoint(create_model("ddrnet23_slim").eval(), path)
+    return path
+
+
+def test_real_node_labels_score_like_the_engine_on_the_same_frames(tmp_path, random_checkpoint, monkeypatch):
+    """`ddrnet-ros run` in its own process, fed by the player; its labels equal the engine's own."""
+    from ddrnet_ros.data.bags import BagReader
+    from ddrnet_ros.data.make_bag import write_synthetic_bag
+    from ddrnet_ros.engine import Segmenter, SegmenterConfig
+    from ddrnet_ros.ros.live_eval import NodeProcess, node_params
+
+    domain_id = random.randint(110, 230)
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id))
+    bag = write_synthetic_bag(tmp_path / "bag", 4, 64, 128, rate_hz=5.0)
+    params = node_params(CAMERA, False, str(random_checkpoint), "ddrnet23_slim", "cpu", "torch")
+    with NodeProcess(params, tmp_path / "node.log", checkpoint=str(random_checkpoint)) as node:
+        # 0.5x: a frame every 0.4 s, far slower than the node needs at 64x128, so none is dropped
+        report = evaluate_live(bag, CAMERA, GROUND_TRUTH, rate=0.5, node_wait_s=120.0, drain_s=5.0,
+                               node_process=node, domain_id=domain_id)
+
+    segmenter = Segmenter(SegmenterConfig(checkpoint=str(random_checkpoint), device="cpu"))
+    expected = ConfusionAccumulator(segmenter.class_map.num_classes, segmenter.class_map.names)
+    with BagReader(bag) as reader:
+        for frame, gt in reader.labelled_images(CAMERA, GROUND_TRUTH):
+            expected.update(segmenter.segment(frame.pixels, channel_order="rgb").labels, gt.pixels)
+    assert report.frames["published"] == 4 and report.frames["dropped"] == 0, report.frames
+    assert report.frames["scored"] == 4
+    np.testing.assert_array_equal(report.scores.confusion, expected.matrix)
+    assert report.model["variant"] == "ddrnet23_slim"
+    assert report.model["checkpoint_sha256"] == segmenter.checkpoint_sha256
+    assert node.process.returncode is not None  # stopped on leaving the block
+
+
+def test_demo_runs_end_to_end_and_prints_the_headline(tmp_path, random_checkpoint):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ROS_DOMAIN_ID": str(random.randint(110, 230))}
+    done = subprocess.run(
+        [sys.executable, "-m", "ddrnet_ros.cli", "demo", "--output-dir", str(tmp_path / "demo"), "--frames", "3",
+         "--height", "64", "--width", "128", "--checkpoint", str(random_checkpoint), "--device", "cpu",
+         "--rate", "0.5"], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "mIoU" in done.stdout and "latency p50" in done.stdout
+    assert "frames published 3" in done.stdout and "frames dropped" in done.stdout
+    doc = json.loads((tmp_path / "demo" / "report" / "report.json").read_text())
+    assert doc["mode"] == "live" and doc["frames"]["published"] == 3
+    assert (tmp_path / "demo" / "report" / "samples.png").exists()
+    assert (tmp_path / "demo" / "node.log").exists()

@@ -1,0 +1,155 @@
+"""`ddrnet-ros evaluate` end to end on small generated bags, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from ddrnet_ros.cli import main as cli
+from ddrnet_ros.data.bags import BagReader, BagWriter, typestore
+from ddrnet_ros.data.make_bag import DEFAULT_IMAGE_TOPIC as CAMERA, DEFAULT_LABEL_TOPIC as LABELS
+from ddrnet_ros.data.make_bag import write_synthetic_bag
+from ddrnet_ros.metrics import ConfusionAccumulator
+
+FRAMES, H, W = 3, 64, 128
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A seeded random DDRNet-23-slim saved like any checkpoint, so two loads predict the same."""
+    import torch
+
+    from ddrnet_ros.model import create_model
+    from ddrnet_ros.model.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "random.pt"
+    save_checkpoint(create_model("ddrnet23_slim").eval(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory):
+    return write_synthetic_bag(tmp_path_factory.mktemp("bags") / "synthetic", FRAMES, H, W)
+
+
+def _segmenter(checkpoint):
+    from ddrnet_ros.engine import Segmenter, SegmenterConfig
+
+    return Segmenter(SegmenterConfig(variant="ddrnet23_slim", checkpoint=str(checkpoint), backend="torch",
+                                     device="cpu"))
+
+
+def _evaluate(*args: str) -> int:
+    return cli(["evaluate", *map(str, args)])
+
+
+def test_report_matches_a_direct_computation_and_output_bag_keeps_stamps(bag, checkpoint, tmp_path):
+    out, out_bag = tmp_path / "report", tmp_path / "segmented"
+    assert _evaluate(bag, "--label-topic", LABELS, "--checkpoint", checkpoint, "--device", "cpu",
+                     "--output-dir", out, "--output-bag", out_bag) == 0
+
+    segmenter = _segmenter(checkpoint)
+    direct = ConfusionAccumulator(segmenter.class_map.num_classes)
+    labels_by_stamp = {}
+    with BagReader(bag) as reader:
+        for frame, gt in reader.labelled_images(CAMERA, LABELS):
+            result = segmenter.segment(frame.pixels, channel_order="rgb")
+            direct.update(result.labels, gt.pixels)
+            labels_by_stamp[frame.stamp_ns] = (frame.frame_id, result.labels)
+
+    doc = json.loads((out / "report.json").read_text())
+    assert np.array_equal(np.array(doc["metrics"]["confusion_matrix"]["counts"]), direct.matrix)
+    scores = direct.scores()
+    assert doc["metrics"]["mIoU"] == pytest.approx(scores.mean_iou)
+    assert doc["metrics"]["pixel_accuracy"] == pytest.approx(scores.pixel_accuracy)
+    assert doc["frames"] == {"read": FRAMES, "scored": FRAMES, "without_labels": 0}
+    assert doc["latency_ms"]["count"] == FRAMES and doc["latency_ms"]["p50_ms"] > 0
+    assert doc["model"]["checkpoint_sha256"] == segmenter.checkpoint_sha256
+    assert doc["bag"]["topics"] == {CAMERA: {"type": "sensor_msgs/msg/Image", "count": FRAMES},
+                                    LABELS: {"type": "sensor_msgs/msg/Image", "count": FRAMES}}
+    for name in ("report.md", *doc["pictures"].values()):
+        assert (out / name).exists(), name
+    for name in doc["pictures"].values():
+        assert cv2.imread(str(out / name)) is not None, name
+
+    with BagReader(out_bag) as segmented:
+        assert {t: s.count for t, s in segmented.topics.items()} == {
+            "/segmentation/labels": FRAMES, "/segmentation/color": FRAMES, "/segmentation/overlay": FRAMES}
+        for label in segmented.labels("/segmentation/labels"):
+            frame_id, expected = labels_by_stamp[label.stamp_ns]
+            assert label.frame_id == frame_id
+            np.testing.assert_array_equal(label.pixels, expected)
+        stamps = [f.stamp_ns for f in segmented.images("/segmentation/overlay")]
+        assert stamps == sorted(labels_by_stamp)
+        color = next(segmented.images("/segmentation/color"))
+        assert color.pixels.shape == (H, W, 3)
+
+
+def test_without_ground_truth_only_latency_is_reported(bag, checkpoint, tmp_path):
+    assert _evaluate(bag, "--checkpoint", checkpoint, "--device", "cpu", "--max-frames", "2",
+                     "--output-dir", tmp_path) == 0
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["metrics"] is None
+    assert doc["frames"] == {"read": 2, "scored": 0, "without_labels": 2}
+    assert doc["latency_ms"]["count"] == 2
+
+
+def test_compressed_camera_frames_in_mcap_are_evaluated(tmp_path, checkpoint):
+    path = write_synthetic_bag(tmp_path / "jpeg", 2, H, W, storage="mcap", compressed=True)
+    assert _evaluate(path, "--label-topic", LABELS, "--checkpoint", checkpoint, "--device", "cpu",
+                     "--output-dir", tmp_path / "out") == 0
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert doc["frames"]["scored"] == 2
+    assert doc["bag"]["topics"][CAMERA]["type"] == "sensor_msgs/msg/CompressedImage"
+
+
+def _mismatched_labels(path):
+    with BagWriter(path) as writer:
+        writer.write_image(CAMERA, np.zeros((H, W, 3), np.uint8), 5, "cam")
+        writer.write_image(LABELS, np.zeros((H // 2, W), np.uint8), 5, "cam", encoding="mono8")
+
+
+def _unknown_encoding(path):
+    types = typestore().types
+    header = types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=0, nanosec=5),
+                                          frame_id="cam")
+    with BagWriter(path) as writer:
+        writer.write_message(CAMERA, types["sensor_msgs/msg/Image"](
+            header=header, height=H, width=W, encoding="weird16", is_bigendian=0, step=W * 2,
+            data=np.zeros(H * W * 2, np.uint8)), 5)
+
+
+def _corrupt(path):
+    write_synthetic_bag(path, 2, H, W)
+    (db,) = path.glob("*.db3")
+    db.write_bytes(b"not a database at all" * 100)
+
+
+@pytest.mark.parametrize("make,args,message", [
+    (None, ["--label-topic", LABELS], "does not exist"),
+    (_corrupt, ["--label-topic", LABELS], "cannot open bag"),
+    ("synthetic", ["--label-topic", "/front/labels"], f"topic /front/labels is not in bag"),
+    ("synthetic", ["--image-topic", "/front/image"], f"{CAMERA} (sensor_msgs/msg/Image, 2 msgs)"),
+    (_mismatched_labels, ["--label-topic", LABELS], "labels on /camera/labels are 128x32 but the images"),
+    (_unknown_encoding, [], "unsupported encoding 'weird16'"),
+])
+def test_bad_input_exits_nonzero_with_one_line_and_no_report(tmp_path, capsys, checkpoint, make, args, message):
+    bag_path = tmp_path / "bag"
+    if make == "synthetic":
+        write_synthetic_bag(bag_path, 2, H, W)
+    elif make is not None:
+        make(bag_path)
+    out = tmp_path / "out"
+    code = _evaluate(bag_path, *args, "--checkpoint", checkpoint, "--device", "cpu", "--output-dir", out,
+                     "--output-bag", tmp_path / "segmented")
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert err.startswith("ddrnet-ros evaluate: error:") and message in err, err
+    assert "\n" not in err
+    assert not (out / "report.json").exists()
+    assert not (tmp_path / "segmented").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".segmented")]

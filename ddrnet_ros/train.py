@@ -127,7 +127,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--val-every", type=int, default=None, metavar="N",
                      help="validate every N iterations (default: once per epoch)")
     run.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
-                     help="stop cleanly (validate, save) once this much wall time has passed")
+                     help="stop cleanly (validate, save) once the run's wall time (summed over resumed "
+                          "sessions) reaches this")
+    run.add_argument("--anneal-to-budget", action="store_true",
+                     help="poly-decay the learning rate over the time budget as well, whichever of "
+                          "iterations or time runs out first, so a slower machine still ends annealed")
     run.add_argument("--log-every", type=int, default=50, metavar="N",
                      help="log a progress line every N iterations when stderr is not a terminal")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -261,9 +265,9 @@ def init_from_checkpoint(model: nn.Module, path: str | Path) -> list[str]:
     return fresh
 
 
-def poly_lr(base_lr: float, iteration: int, total: int, power: float) -> float:
-    """The poly schedule: ``base * (1 - it/total) ** power``."""
-    return base_lr * (1.0 - min(iteration, total) / total) ** power
+def poly_lr(base_lr: float, progress: float, power: float) -> float:
+    """The poly schedule: ``base * (1 - progress) ** power``, progress = iteration / total."""
+    return base_lr * (1.0 - min(max(progress, 0.0), 1.0)) ** power
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,7 +359,8 @@ def checkpoint_metadata(args: argparse.Namespace, class_map: ClassMap, data: dic
                    "weight_decay": args.weight_decay, "poly_power": args.poly_power, "aux_weight": args.aux_weight,
                    "ohem_threshold": args.ohem_threshold, "min_kept": args.min_kept,
                    "scale_range": [args.scale_min, args.scale_max], "flip": not args.no_flip, "seed": args.seed,
-                   "init": args.init},
+                   "init": args.init, "time_budget_min": args.time_budget,
+                   "anneal_to_budget": args.anneal_to_budget},
         "val_miou": None if scores is None else scores["mIoU"],
         "val_per_class_iou": None if scores is None else scores["per_class_iou"],
         "val_pixel_accuracy": None if scores is None else scores["pixel_accuracy"],
@@ -396,6 +401,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise TrainingError("--iterations must be at least 1")
     if args.epochs is not None and args.epochs < 1:
         raise TrainingError("--epochs must be at least 1")
+    if args.anneal_to_budget and not args.time_budget:
+        raise TrainingError("--anneal-to-budget needs --time-budget")
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -499,10 +506,17 @@ def train(args: argparse.Namespace) -> dict:
         last_validated = iteration
         return scores
 
+    def run_seconds() -> float:
+        return wall_before + (time.monotonic() - session_start)
+
+    def progress(iteration: int) -> float:
+        done = iteration / total
+        return max(done, run_seconds() / budget_s) if args.anneal_to_budget else done
+
     try:
         iteration = state.iteration
         for images, labels in loader:
-            lr = poly_lr(args.lr, iteration, total, args.poly_power)
+            lr = poly_lr(args.lr, progress(iteration), args.poly_power)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -532,8 +546,7 @@ def train(args: argparse.Namespace) -> dict:
 
             if iteration % val_every == 0 or iteration == total:
                 run_validation(iteration)
-            elapsed = time.monotonic() - session_start
-            if stop.reason or elapsed >= budget_s:
+            if stop.reason or run_seconds() >= budget_s:
                 stopped_by = stop.reason or f"time budget ({args.time_budget:g} min)"
                 LOG.info("stopping at iteration %d: %s", iteration, stopped_by)
                 break

@@ -180,9 +180,20 @@ def test_wrong_dataset_layout_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_poly_schedule_decays_from_base_to_zero():
-    assert trainer.poly_lr(0.01, 0, 100, 0.9) == pytest.approx(0.01)
-    assert trainer.poly_lr(0.01, 50, 100, 0.9) == pytest.approx(0.01 * 0.5 ** 0.9)
-    assert trainer.poly_lr(0.01, 100, 100, 0.9) == 0.0
+    assert trainer.poly_lr(0.01, 0.0, 0.9) == pytest.approx(0.01)
+    assert trainer.poly_lr(0.01, 0.5, 0.9) == pytest.approx(0.01 * 0.5 ** 0.9)
+    assert trainer.poly_lr(0.01, 1.0, 0.9) == 0.0
+    assert trainer.poly_lr(0.01, 1.3, 0.9) == 0.0
+
+
+def test_annealing_to_the_time_budget_ends_with_zero_learning_rate_before_the_iterations(cityscapes_root, tmp_path):
+    out = tmp_path / "anneal"
+    # 0.002 min = 0.12 s: far fewer than 1000 iterations fit, so time decides the schedule.
+    summary = trainer.train(run_args(cityscapes_root, out, "--iterations", "1000", "--time-budget", "0.002",
+                                     "--anneal-to-budget"))
+    assert 1 <= summary["iterations"] < 1000 and summary["stopped_by"].startswith("time budget")
+    saved = torch.load(out / "resume.pt", weights_only=True)
+    assert saved["optimizer"]["param_groups"][0]["lr"] < 0.01 * (1 - summary["iterations"] / 1000) ** 0.9
 
 
 def test_epoch_batches_cover_every_sample_once_per_epoch_and_restart_mid_epoch():

@@ -4,8 +4,8 @@
 #   1. .venv/              Python 3.11 venv: scripts/requirements.txt (torch CPU pin, the ROS 2
 #                          Kilted wheels, the rosidl generators) + this package, editable
 #   2. build/ros/install/  msg/ generated and compiled by the rosidl wheels through CMakeLists.txt
-#                          (DDRNET_ROS_VENV_BUILD=ON), with share/ddrnet_ros (package.xml, launch/,
-#                          config/, as symlinks) and lib/ddrnet_ros/segmentation_node
+#                          (scripts/cmake_build.sh, DDRNET_ROS_VENV_BUILD=ON), with share/ddrnet_ros
+#                          (package.xml, launch/, config/, as symlinks) and lib/ddrnet_ros/segmentation_node
 #   3. env hook            .venv/.../site-packages/ddrnet_ros_env.pth: every .venv Python finds 2.
 #                          (sys.path, LD_LIBRARY_PATH, AMENT_PREFIX_PATH) with nothing exported
 #
@@ -90,50 +90,22 @@ fi
 # Keyed on what shapes the install: the interfaces, the build files, the wheel versions, and the
 # names of the installed launch/config files (their contents are symlinked, edits need no rebuild).
 msg_inputs=("$ROOT"/msg/*.msg "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT/scripts/segmentation_node"
-            "$deps_stamp" "${BASH_SOURCE[0]}")
+            "$deps_stamp" "$ROOT/scripts/setup.sh" "$ROOT/scripts/cmake_build.sh")
 share_listing=$(cd "$ROOT" && find launch config -type f -not -name '*.pyc' 2>/dev/null | LC_ALL=C sort)
 msg_key=$( { hash_files "${msg_inputs[@]}"; echo "$share_listing"; echo "$VENV"; } | sha256sum | cut -c1-32)
 msg_stamp=$BUILD/.stamp
 # (The install links generated files in build/ros/build: both must exist.)
 if [ "$(cat "$msg_stamp" 2>/dev/null)" != "$msg_key" ] || [ ! -d "$PREFIX" ] || [ ! -d "$BUILD/build" ]; then
     log "building the ROS 2 messages (msg/) into ${PREFIX#"$ROOT"/}"
-    command -v cmake >/dev/null || die "cmake not found (apt-get install cmake)"
-    command -v c++ >/dev/null || command -v g++ >/dev/null || die "no C/C++ compiler found (apt-get install build-essential)"
-    generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
-    mkdir -p "$BUILD"
-    logfile=$BUILD/build.log
-    # The library path the ROS bootstrapper would give (venv lib/ + ros_*.libs), set once here
-    # with its guard so that it does not re-exec every generator run.
-    ros_ld_path=$(env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE DDRNET_ROS_ENV_HOOK=0 "$VENV/bin/python" \
-        -c 'import os; print(os.environ["LD_LIBRARY_PATH"])')
-    build_env=(env AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH" DDRNET_ROS_ENV_HOOK=0
-               _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 LD_LIBRARY_PATH="$ros_ld_path" PYTHONDONTWRITEBYTECODE=1)
     # CMake refuses to export a target whose include dirs lie inside the source tree, and numpy's
     # headers do (.venv/ is in the repo): configure from a tree of links to the real sources.
     mkdir -p "$BUILD/src"
     for item in CMakeLists.txt package.xml msg launch config scripts; do
         ln -sfn "../../../$item" "$BUILD/src/$item"
     done
-    configure() {
-        "${build_env[@]}" cmake -S "$BUILD/src" -B "$BUILD/build" "${generator[@]}" \
-            -DCMAKE_BUILD_TYPE=Release \
-            -DCMAKE_PREFIX_PATH="$VENV" \
-            -DCMAKE_INSTALL_PREFIX="$PREFIX" \
-            -DPython3_EXECUTABLE="$VENV/bin/python" \
-            -DBUILD_TESTING=OFF \
-            -DDDRNET_ROS_VENV_BUILD=ON \
-            -DAMENT_CMAKE_SYMLINK_INSTALL=ON >>"$logfile" 2>&1
-    }
-    : > "$logfile"
-    # A build dir left by another venv or generator cannot be reused: start it afresh once.
-    configure || { rm -rf "$BUILD/build"; configure; } \
-        || { tail -40 "$logfile" >&2; die "cmake configure failed (full log: $logfile)"; }
-    "${build_env[@]}" cmake --build "$BUILD/build" -j "${DDRNET_ROS_JOBS:-$(nproc)}" >>"$logfile" 2>&1 \
-        || { tail -40 "$logfile" >&2; die "message build failed (full log: $logfile)"; }
-    rm -rf "$PREFIX" "$msg_stamp"   # no files of removed messages left behind
-    # (from the build dir: ament's symlink install writes its manifest into the working directory)
-    (cd "$BUILD/build" && "${build_env[@]}" cmake --install .) >>"$logfile" 2>&1 \
-        || { tail -40 "$logfile" >&2; die "message install failed (full log: $logfile)"; }
+    rm -f "$msg_stamp"
+    "$ROOT/scripts/cmake_build.sh" "$BUILD/src" "$BUILD/build" "$PREFIX" \
+        -DDDRNET_ROS_VENV_BUILD=ON -DAMENT_CMAKE_SYMLINK_INSTALL=ON
     echo "$msg_key" > "$msg_stamp"
 fi
 

@@ -210,6 +210,7 @@ def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", 
         latency_samples_ms=[scorer.answered[s] for s in sorted(scorer.answered)],
         latency_label="end-to-end latency (player publish -> labels received)",
         scores=scorer.accumulator.scores() if label_topic else None, wall_time_s=wall,
+        throughput_fps=answered / stats.wall_time_s if stats.wall_time_s > 0 else None,
         samples=_sample_strip(bag_path, image_topic, scorer, truth),
         extra={"playback": {"rate": rate, "wall_time_s": stats.wall_time_s, "max_lag_ms": stats.max_lag_ms}})
 

@@ -179,7 +179,7 @@ def test_demo_runs_end_to_end_and_prints_the_headline(tmp_path, random_checkpoin
          "--rate", "0.5"], env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "mIoU" in done.stdout and "latency p50" in done.stdout
-    assert "frames published 3" in done.stdout and "frames dropped" in done.stdout
+    assert "frames: published 3, answered" in done.stdout and "dropped" in done.stdout
     doc = json.loads((tmp_path / "demo" / "report" / "report.json").read_text())
     assert doc["mode"] == "live" and doc["frames"]["published"] == 3
     assert (tmp_path / "demo" / "report" / "samples.png").exists()

@@ -94,7 +94,6 @@ class Segmenter:
         if self.device.startswith("cuda"):
             from .torch_backend import CudaPipeline
 
-            torch.cuda.synchronize(self.device)
             self._cuda = CudaPipeline(self.backend, self.class_map)
         self._plans: dict[tuple[int, int], tuple[FramePlan, ImageMap | None]] = {}
         self._slots: dict[str, _Slot] = {}

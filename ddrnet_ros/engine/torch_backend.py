@@ -122,6 +122,32 @@ class CudaOutputs:
     inference_ms: float
 
 
+def frame_outputs(model: TorchModel, frame: torch.Tensor, image: torch.Tensor, plan: FramePlan, channel_order: str,
+                  lookup: torch.Tensor, num_classes: int, ignore_label: int, *, want_color: bool, want_overlay: bool,
+                  want_confidence: bool, overlay_alpha: float, confidence_threshold: float) -> dict[str, torch.Tensor]:
+    """One frame, entirely on ``image``'s device: uint8 HxWx3 tensor in, uint8 result tensors out.
+
+    ``frame`` is the reused, zero-padded network input; ``lookup`` the (256, 3) class colour table.
+    This is the CUDA pipeline's device work; it runs on CPU tensors too, which is how the tests
+    check it without a GPU.
+    """
+    fill_network_input(frame, image, plan, channel_order)
+    logits = model.infer(frame)
+    need_confidence = want_confidence or confidence_threshold > 0.0
+    labels, confidence = labels_and_confidence(reference_logits(logits, plan), need_confidence)
+    if confidence is not None:
+        apply_threshold(labels, confidence, confidence_threshold, ignore_label)
+    outputs = {"labels": labels}
+    if want_confidence:
+        outputs["confidence"] = confidence_to_uint8(confidence)
+    if want_color:
+        outputs["color"] = colorize_torch(labels, lookup)
+    if want_overlay:
+        rgb = image if channel_order == "rgb" else image.flip(-1)
+        outputs["overlay"] = overlay_torch(rgb, labels, lookup, num_classes, overlay_alpha)
+    return outputs
+
+
 class CudaPipeline:
     """The whole frame on one CUDA stream per ``stream_key``; only uint8 results come back."""
 
@@ -133,6 +159,7 @@ class CudaPipeline:
         self.num_classes = class_map.num_classes
         self.ignore_label = class_map.ignore_label
         self.lookup = torch.from_numpy(class_map.lookup_table()).to(self.device)
+        torch.cuda.synchronize(self.device)  # weights and table are ready before any side stream reads them
         self._states: dict[str, _StreamState] = {}
         self._states_lock = threading.Lock()
 
@@ -158,20 +185,10 @@ class CudaPipeline:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record(state.stream)
             image_dev = state.host_image.to(self.device, non_blocking=True)
-            fill_network_input(state.frame, image_dev, plan, channel_order)
-            logits = self.model.infer(state.frame)
-            need_confidence = want_confidence or confidence_threshold > 0.0
-            labels, confidence = labels_and_confidence(reference_logits(logits, plan), need_confidence)
-            if confidence is not None:
-                apply_threshold(labels, confidence, confidence_threshold, self.ignore_label)
-            outputs = {"labels": labels}
-            if want_confidence:
-                outputs["confidence"] = confidence_to_uint8(confidence)
-            if want_color:
-                outputs["color"] = colorize_torch(labels, self.lookup)
-            if want_overlay:
-                rgb = image_dev if channel_order == "rgb" else image_dev.flip(-1)
-                outputs["overlay"] = overlay_torch(rgb, labels, self.lookup, self.num_classes, overlay_alpha)
+            outputs = frame_outputs(self.model, state.frame, image_dev, plan, channel_order, self.lookup,
+                                    self.num_classes, self.ignore_label, want_color=want_color,
+                                    want_overlay=want_overlay, want_confidence=want_confidence,
+                                    overlay_alpha=overlay_alpha, confidence_threshold=confidence_threshold)
             host = {}
             for name, tensor in outputs.items():
                 pinned = torch.empty(tensor.shape, dtype=torch.uint8, pin_memory=True)

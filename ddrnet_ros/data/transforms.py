@@ -15,12 +15,8 @@ import numpy as np
 import torch
 
 from ..classes import IGNORE_LABEL
-
-try:  # the engine decides the inference normalisation; training must use the same numbers
-    from ..engine.preprocess import IMAGENET_MEAN, IMAGENET_STD  # type: ignore[attr-defined]
-except ImportError:  # engine not present: the ImageNet statistics of the official evaluation
-    IMAGENET_MEAN = (0.485, 0.456, 0.406)
-    IMAGENET_STD = (0.229, 0.224, 0.225)
+# The engine decides the input normalisation; training must feed the network the same numbers.
+from ..engine.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 #: RGB uint8 colour that normalises to zero: what padded image pixels are filled with.
 PAD_COLOR = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)

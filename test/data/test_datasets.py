@@ -124,6 +124,15 @@ def test_normalize_applies_imagenet_statistics_on_0_1_rgb():
         assert out[channel, 0, 0].item() == pytest.approx(want, abs=1e-5)
 
 
+def test_training_input_equals_what_the_engine_feeds_the_network():
+    from ddrnet_ros.engine.preprocess import fill_network_input, plan_frame
+
+    image, _ = random_frame(11, 16, 24)
+    frame = torch.zeros(1, 3, 16, 24)
+    fill_network_input(frame, torch.from_numpy(image), plan_frame(16, 24), "rgb")
+    torch.testing.assert_close(normalize(image), frame[0], rtol=0, atol=1e-5)
+
+
 def test_validation_pairs_resize_the_image_but_keep_labels_at_full_resolution():
     class Frames(torch.utils.data.Dataset):
         def __len__(self):

@@ -92,9 +92,10 @@ class Harness:
         self.wait_for(lambda: self.probe.count_subscribers(topic) >= count, f"{count} subscriber(s) on {topic}")
 
     def close(self) -> None:
+        self.executor.shutdown()
+        self._thread.join(timeout=10)
         for node in self.nodes:
             node.destroy_node()
-        self.executor.shutdown()
         self.probe.destroy_node()
 
 

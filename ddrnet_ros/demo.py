@@ -44,17 +44,14 @@ def main(args: argparse.Namespace) -> int:
     from ddrnet_ros.data.bags import BagError
     from ddrnet_ros.data.make_bag import DEFAULT_IMAGE_TOPIC, DEFAULT_LABEL_TOPIC, write_synthetic_bag
     from ddrnet_ros.data.synthetic import HELDOUT_SEED_START
+    from ddrnet_ros.evaluate import fail
     from ddrnet_ros.report import write_report
     from ddrnet_ros.resources import DEFAULT_VARIANT, default_checkpoint
     from ddrnet_ros.ros.live_eval import LiveEvalError, NodeProcess, evaluate_live, node_params
 
-    def fail(message: object) -> int:
-        print(f"ddrnet-ros demo: error: {' '.join(str(message).split())}", file=sys.stderr)
-        return 1
-
     checkpoint = args.checkpoint or str(default_checkpoint())
     if args.checkpoint is None and not Path(checkpoint).exists():
-        return fail(f"the shipped checkpoint {checkpoint} is missing; run `make setup` or pass --checkpoint")
+        return fail("demo", f"the shipped checkpoint {checkpoint} is missing; run `make setup` or pass --checkpoint")
     variant = args.variant or DEFAULT_VARIANT
     seed = HELDOUT_SEED_START if args.seed is None else args.seed
     out = args.output_dir
@@ -70,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
         write_synthetic_bag(bag_path, args.frames, args.height, args.width, seed, rate_hz=args.camera_hz,
                             progress=True)
     except (BagError, ValueError, OSError) as exc:
-        return fail(exc)
+        return fail("demo", exc)
 
     print(f"[2/4] starting the segmentation node ({variant}, {Path(checkpoint).name}); log: {out / 'node.log'}",
           flush=True)
@@ -83,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
         report = evaluate_live(bag_path, DEFAULT_IMAGE_TOPIC, DEFAULT_LABEL_TOPIC, rate=args.rate,
                                class_map=ClassMap.builtin(), node_wait_s=args.node_wait, node_process=node)
     except (BagError, LiveEvalError) as exc:
-        return fail(exc)
+        return fail("demo", exc)
     finally:
         node.stop()
 

@@ -20,31 +20,25 @@ from tqdm import tqdm
 
 from .data.bags import BagError, BagReader, BagWriter, StampedImage
 from .metrics import ConfusionAccumulator
-from .report import EvaluationReport, Sample, write_report
+from .report import EvaluationReport, Sample, sample_indices, shrink, write_report
 
 DEFAULT_OUTPUT_DIR = Path("out/evaluate")
-#: Frames drawn in the report's sample strip, spread over the run.
-SAMPLE_FRAMES = 4
-#: Width the sample frames are kept at (the strip shows them small; this bounds memory).
-SAMPLE_WIDTH = 512
 OUTPUT_TOPICS = {"labels": "/segmentation/labels", "color": "/segmentation/color",
                  "overlay": "/segmentation/overlay"}
 
 
 class SampleKeeper:
-    """Keeps about ``count`` frames spread evenly over ``total``, shrunk to ``SAMPLE_WIDTH``."""
+    """Keeps the frames at :func:`sample_indices` of ``total``, shrunk for the sample strip."""
 
-    def __init__(self, total: int, count: int = SAMPLE_FRAMES) -> None:
-        self.wanted = set(np.linspace(0, max(total - 1, 0), min(count, max(total, 1))).round().astype(int).tolist())
+    def __init__(self, total: int) -> None:
+        self.wanted = set(sample_indices(total))
         self.samples: list[Sample] = []
 
     def offer(self, index: int, stamp_ns: int, image: np.ndarray, prediction: np.ndarray,
               ground_truth: np.ndarray | None) -> None:
         if index in self.wanted:
-            step = max(1, image.shape[1] // SAMPLE_WIDTH)
-            shrink = (slice(None, None, step), slice(None, None, step))
-            self.samples.append(Sample(stamp_ns, image[shrink].copy(), prediction[shrink].copy(),
-                                       None if ground_truth is None else ground_truth[shrink].copy()))
+            self.samples.append(Sample(stamp_ns, shrink(image), shrink(prediction),
+                                       None if ground_truth is None else shrink(ground_truth)))
 
 
 def bag_description(bag: BagReader, image_topic: str, label_topic: str | None) -> dict[str, Any]:

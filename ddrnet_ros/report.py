@@ -28,6 +28,24 @@ PICTURES = {"iou": "per_class_iou.png", "confusion": "confusion_matrix.png",
 ERROR_COLOR = np.array([255, 0, 40], np.uint8)
 
 
+#: Frames in the sample strip, spread over the run, and the width they are kept at.
+SAMPLE_FRAMES = 4
+SAMPLE_WIDTH = 512
+
+
+def sample_indices(total: int, count: int = SAMPLE_FRAMES) -> list[int]:
+    """``count`` indices spread evenly over ``range(total)`` (first and last included)."""
+    if total <= 0:
+        return []
+    return sorted(set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist()))
+
+
+def shrink(pixels: np.ndarray, width: int = SAMPLE_WIDTH) -> np.ndarray:
+    """A copy subsampled by a whole step to about ``width`` columns (labels stay exact ids)."""
+    step = max(1, pixels.shape[1] // width)
+    return pixels[::step, ::step].copy()
+
+
 @dataclass
 class Sample:
     """One frame for the picture strip: RGB input, predicted ids, ground-truth ids (or None)."""

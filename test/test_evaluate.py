@@ -132,7 +132,7 @@ def _corrupt(path):
 @pytest.mark.parametrize("make,args,message", [
     (None, ["--label-topic", LABELS], "does not exist"),
     (_corrupt, ["--label-topic", LABELS], "cannot open bag"),
-    ("synthetic", ["--label-topic", "/front/labels"], f"topic /front/labels is not in bag"),
+    ("synthetic", ["--label-topic", "/front/labels"], "topic /front/labels is not in bag"),
     ("synthetic", ["--image-topic", "/front/image"], f"{CAMERA} (sensor_msgs/msg/Image, 2 msgs)"),
     (_mismatched_labels, ["--label-topic", LABELS], "labels on /camera/labels are 128x32 but the images"),
     (_unknown_encoding, [], "unsupported encoding 'weird16'"),

@@ -219,14 +219,18 @@ class BagReader:
                            f"in bag {self.path}: {exc}") from None
 
     def _decode_labels(self, topic: str, message: Any) -> np.ndarray:
-        if message.encoding.strip().lower() not in LABEL_ENCODINGS:
-            raise BagError(f"labels on {topic} in bag {self.path} have encoding {message.encoding!r}; "
-                           f"expected mono8 images of class ids")
         try:
-            return decode_image(message.data, message.height, message.width, "mono8", message.step).pixels[:, :, 0]
+            return decode_labels(message)
         except ImageDecodeError as exc:
-            raise BagError(f"label image on {topic} at stamp {stamp_to_ns(message.header.stamp)} ns "
+            raise BagError(f"labels on {topic} at stamp {stamp_to_ns(message.header.stamp)} ns "
                            f"in bag {self.path}: {exc}") from None
+
+
+def decode_labels(message: Any) -> np.ndarray:
+    """HxW class ids (a view) of a label ``sensor_msgs/Image``, rosbags' or rclpy's; mono8 only."""
+    if message.encoding.strip().lower() not in LABEL_ENCODINGS:
+        raise ImageDecodeError(f"encoding {message.encoding!r} is not a label image; expected mono8 class ids")
+    return decode_image(message.data, message.height, message.width, "mono8", message.step).pixels[:, :, 0]
 
 
 def _stamped(message: Any, pixels: np.ndarray, log_time: int) -> StampedImage:

@@ -19,9 +19,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -31,17 +30,16 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 
 from ddrnet_ros.classes import ClassMap
-from ddrnet_ros.data.bags import COMPRESSED_IMAGE, BagError, BagReader, stamp_to_ns
-from ddrnet_ros.encodings import ImageDecodeError, decode_image
+from ddrnet_ros.data.bags import COMPRESSED_IMAGE, BagError, BagReader, decode_labels, stamp_to_ns
+from ddrnet_ros.encodings import ImageDecodeError
+from ddrnet_ros.evaluate import add_model_arguments, fail
 from ddrnet_ros.metrics import ConfusionAccumulator
-from ddrnet_ros.report import EvaluationReport, Sample, write_report
+from ddrnet_ros.report import EvaluationReport, Sample, sample_indices, shrink, write_report
 from ddrnet_ros.ros.player import BagPlayer
 
 DEFAULT_LABELS_TOPIC = "/segmentation/labels"
 DEFAULT_INFO_TOPIC = "/segmentation/label_info"
 DEFAULT_OUTPUT_DIR = Path("out/evaluate-live")
-SAMPLE_FRAMES = 4
-SAMPLE_STEP_WIDTH = 512  # received labels are kept this wide for the sample strip
 #: Deep enough that the evaluator itself never drops a label image the node sent.
 RECEIVE_DEPTH = 100
 
@@ -96,9 +94,7 @@ class LabelScorer(Node):
         arrival = time.monotonic()
         stamp = stamp_to_ns(msg.header.stamp)
         try:
-            if msg.encoding.lower() not in ("mono8", "8uc1"):
-                raise ImageDecodeError(f"encoding {msg.encoding!r} is not mono8")
-            labels = decode_image(msg.data, msg.height, msg.width, "mono8", msg.step).pixels[:, :, 0]
+            labels = decode_labels(msg)
         except ImageDecodeError as exc:  # logged and skipped: one bad message must not end the run
             self.bad_messages += 1
             self.get_logger().warning(f"skipping label image at stamp {stamp}: {exc}",
@@ -119,8 +115,7 @@ class LabelScorer(Node):
                                           f"ground truth {gt.shape[1]}x{gt.shape[0]}: not scored")
                 return
             self.accumulator.update(labels, gt)
-        step = max(1, labels.shape[1] // SAMPLE_STEP_WIDTH)
-        self.predictions[stamp] = labels[::step, ::step].copy()
+        self.predictions[stamp] = shrink(labels)
 
 
 def load_ground_truth(bag: BagReader, image_topic: str, label_topic: str | None) -> dict[int, np.ndarray]:
@@ -144,16 +139,14 @@ def _sample_strip(bag_path: Path, image_topic: str, scorer: LabelScorer, truth: 
     stamps = sorted(scorer.predictions)
     if not stamps:
         return []
-    chosen = {stamps[i] for i in np.linspace(0, len(stamps) - 1, min(SAMPLE_FRAMES, len(stamps))).round().astype(int)}
+    chosen = {stamps[i] for i in sample_indices(len(stamps))}
     samples = []
     with BagReader(bag_path) as bag:
         for frame in bag.images(image_topic):
             if frame.stamp_ns in chosen:
-                prediction = scorer.predictions[frame.stamp_ns]
-                step = max(1, frame.pixels.shape[1] // prediction.shape[1])
                 gt = truth.get(frame.stamp_ns)
-                samples.append(Sample(frame.stamp_ns, frame.pixels[::step, ::step].copy(), prediction,
-                                      None if gt is None else gt[::step, ::step]))
+                samples.append(Sample(frame.stamp_ns, shrink(frame.pixels), scorer.predictions[frame.stamp_ns],
+                                      None if gt is None else shrink(gt)))
     return samples
 
 
@@ -307,8 +300,6 @@ def node_params(image_topic: str, compressed: bool, checkpoint: str | None, vari
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    from ddrnet_ros.evaluate import add_model_arguments
-
     parser.add_argument("bag", type=Path, help="rosbag2 directory (or .db3 / .mcap file)")
     parser.add_argument("--image-topic", default="/camera/image_raw", help="camera topic played into the node")
     parser.add_argument("--label-topic", default=None, help="ground-truth topic in the bag (mono8 train ids)")
@@ -326,12 +317,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    def fail(message: object) -> int:
-        print(f"ddrnet-ros evaluate-live: error: {' '.join(str(message).split())}", file=sys.stderr)
-        return 1
-
     if args.rate <= 0:
-        return fail(f"--rate must be positive, got {args.rate}")
+        return fail("evaluate-live", f"--rate must be positive, got {args.rate}")
     try:
         class_map = ClassMap.load(args.class_config or None)
         with BagReader(args.bag) as bag:
@@ -339,7 +326,7 @@ def main(args: argparse.Namespace) -> int:
             if args.label_topic:
                 bag.require_topic(args.label_topic, ("sensor_msgs/msg/Image",))
     except (BagError, ValueError) as exc:
-        return fail(exc)
+        return fail("evaluate-live", exc)
     node = None
     try:
         if args.start_node:
@@ -350,7 +337,7 @@ def main(args: argparse.Namespace) -> int:
         report = evaluate_live(args.bag, args.image_topic, args.label_topic, args.labels_topic, args.rate,
                                class_map, args.node_wait, args.drain, node)
     except (BagError, LiveEvalError) as exc:
-        return fail(exc)
+        return fail("evaluate-live", exc)
     finally:
         if node is not None:
             node.stop()

@@ -28,8 +28,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=None, help="drive seed (default: the first held-out seed)")
     parser.add_argument("--camera-hz", type=float, default=10.0, help="camera rate recorded in the bag")
-    parser.add_argument("--rate", type=float, default=0.25,
-                        help="playback speed factor (default 0.25: 2.5 frames/s, what a 2-core CPU keeps up "
+    parser.add_argument("--rate", type=float, default=0.2,
+                        help="playback speed factor (default 0.2: 2 frames/s, about what a 2-core CPU keeps up "
                              "with at 512x1024; 1 = real time, the node then drops frames)")
     parser.add_argument("--checkpoint", default=None, help="default: the shipped synthetic-scene checkpoint")
     parser.add_argument("--variant", default=None, help="default: the shipped checkpoint's variant")

@@ -58,8 +58,7 @@ class SegmenterConfig:
 
     def validate(self) -> None:
         """Raise :class:`EngineConfigError` for the first field with an unusable value."""
-        variant = str(self.variant).lower().replace("-", "_")
-        if variant not in VARIANTS:
+        if self.variant_name not in VARIANTS:
             raise EngineConfigError("variant", self.variant, tuple(VARIANTS))
         if self.checkpoint not in (None, "") and not Path(self.checkpoint).is_file():
             raise EngineConfigError("checkpoint", str(self.checkpoint), "an existing checkpoint file, '' or None",
@@ -98,7 +97,9 @@ class SegmenterConfig:
 
     @property
     def variant_name(self) -> str:
-        return str(self.variant).lower().replace("-", "_")
+        """The variant's canonical name (``DDRNet-23-slim`` -> ``ddrnet23_slim``), or the value as given."""
+        key = str(self.variant).lower().replace("-", "").replace("_", "")
+        return {name.replace("_", ""): name for name in VARIANTS}.get(key, str(self.variant))
 
     def resolved_device(self) -> str:
         """The torch device string inference will use: ``auto`` becomes ``cuda:0`` or ``cpu``."""

@@ -72,7 +72,7 @@ def interior(n_image: int, n_resized: int, margin_net: int = 12) -> slice:
 
 GEOMETRIES = [
     # (image height, width), input_size, keep_aspect
-    ((1080, 1920), None, True),          # padded to 1088 x 1920
+    ((1080, 1920), None, True),          # native: 1080 and 1920 are multiples of 8
     ((480, 848), None, True),
     ((61, 203), None, True),             # odd sides: padded to 64 x 208
     ((1080, 1920), (512, 1024), True),   # letterbox: 512 x 910 plus padding at the right

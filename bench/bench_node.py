@@ -190,15 +190,17 @@ def node_case(rate: float, count: int, transport: str, input_size: tuple[int, in
     frames = {int(s) * 1_000_000_000 + int(ns): (float(w), float(i), float(t))
               for s, ns, w, i, t in FRAME_LOG.findall(text)}
     samples = json.loads(out.read_text()) if out.exists() else []
-    e2e, overhead, wait, inference = [], [], [], []
+    e2e, overhead, wait, inference, work, dds = [], [], [], [], [], []
     for stamp, rx in samples:
         if stamp in frames:
-            w, i, _ = frames[stamp]
+            w, i, in_node = frames[stamp]
             latency = (rx - stamp) / 1e6
             e2e.append(latency)
             overhead.append(latency - i)
             wait.append(w)
             inference.append(i)
+            work.append(in_node - w - i)  # decode, encode, publish
+            dds.append(latency - in_node)  # camera -> node and node -> receiver
     quarter = max(1, len(e2e) // 4)
     growth = float(np.mean(e2e[-quarter:]) - np.mean(e2e[:quarter])) if e2e else float("nan")
     span = (samples[-1][1] - samples[0][1]) / 1e9 if len(samples) > 1 else float("nan")
@@ -206,7 +208,7 @@ def node_case(rate: float, count: int, transport: str, input_size: tuple[int, in
               "processed": len(frames), "received": len(samples), "dropped": count - len(frames),
               "output_rate_hz": (len(samples) - 1) / span if span == span and span > 0 else float("nan"),
               "e2e": _stats(e2e), "engine": _stats(inference), "overhead": _stats(overhead),
-              "slot_wait": _stats(wait), "latency_growth_ms": growth, "elapsed_s": elapsed}
+              "slot_wait": _stats(wait), "node_work": _stats(work), "dds": _stats(dds), "latency_growth_ms": growth, "elapsed_s": elapsed}
     if not frames:
         result["node_log_tail"] = text[-2000:]
     return result
@@ -257,8 +259,10 @@ def main() -> int:
             size = tuple(args.input_size)
             print(f"\nnode end to end, {WIDTH}x{HEIGHT} rgb8, network input {size[0]}x{size[1]} "
                   f"(random ddrnet23_slim, cpu); overhead = end-to-end - engine, per frame")
+            print("overhead = wait for the busy worker + node work (decode/encode/publish) + the two DDS hops")
             print(f"{'rate':>6} {'transport':>12} {'sent':>4} {'done':>4} {'drop':>4} {'out Hz':>6} "
-                  f"{'e2e p50/p99':>13} {'engine p50/p99':>15} {'overhead p50/p99':>17} {'wait p50':>8} {'growth':>7}")
+                  f"{'e2e p50/p99':>13} {'engine p50/p99':>15} {'overhead p50/p99':>17} {'wait p50':>8} "
+                  f"{'work p50/p99':>13} {'dds p50/p99':>13} {'growth':>7}")
             for rate in (10.0, 0.0):
                 for transport in ("default-node", "shm-profile", "LARGE_DATA"):
                     r = node_case(rate, args.frames, transport, size, args.domain, tmp)
@@ -267,7 +271,8 @@ def main() -> int:
                     print(f"{label:>6} {transport:>12} {r['sent']:>4} {r['processed']:>4} {r['dropped']:>4} "
                           f"{r['output_rate_hz']:6.1f} {r['e2e'][0]:6.1f}/{r['e2e'][1]:<6.1f} "
                           f"{r['engine'][0]:7.1f}/{r['engine'][1]:<7.1f} {r['overhead'][0]:8.1f}/{r['overhead'][1]:<8.1f} "
-                          f"{r['slot_wait'][0]:8.1f} {r['latency_growth_ms']:7.1f}", flush=True)
+                          f"{r['slot_wait'][0]:8.1f} {r['node_work'][0]:6.1f}/{r['node_work'][1]:<6.1f} "
+                          f"{r['dds'][0]:6.1f}/{r['dds'][1]:<6.1f} {r['latency_growth_ms']:7.1f}", flush=True)
                     if "node_log_tail" in r:
                         print(r["node_log_tail"])
     if args.json:

@@ -30,16 +30,8 @@ setup:
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Until ddrnet_ros/demo.py lands, the largest end-to-end step that exists: a synthetic drive
-# with exact labels, written as a rosbag2.
 demo: setup
-	@if [ -f ddrnet_ros/demo.py ]; then \
-		$(VENV)/bin/ddrnet-ros demo $(DEMO_ARGS); \
-	else \
-		echo "demo: ddrnet_ros/demo.py is not there yet; writing a synthetic bag instead"; \
-		rm -rf out/demo/drive; mkdir -p out/demo; \
-		$(VENV)/bin/ddrnet-ros make-bag out/demo/drive --frames 20; \
-	fi
+	$(VENV)/bin/ddrnet-ros demo $(DEMO_ARGS)
 
 bench: setup
 	@ran=0; for script in bench/bench_engine.py bench/bench_node.py; do \

@@ -23,18 +23,19 @@ REQUIREMENTS=$ROOT/scripts/requirements.txt
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 
-# One setup at a time per checkout (two `make test` started together must not both pip install).
-mkdir -p "$ROOT/build"
-exec 9>"$ROOT/build/.setup.lock"
-flock -w 1800 9 || die "another scripts/setup.sh has held $ROOT/build/.setup.lock for 30 minutes"
 # Hash of files' names and contents (missing files hash as absent, so adding one changes it).
-hash_files() { for f in "$@"; do echo "== ${f#"$ROOT"/}"; [ -f "$f" ] && cat "$f"; done | sha256sum | cut -c1-32; }
+hash_files() { for f in "$@"; do echo "== ${f#"$ROOT"/}"; [ ! -f "$f" ] || cat "$f"; done | sha256sum | cut -c1-32; }
 # The local pip indexes on some machines warn once per missing package dir: drop that noise.
 quiet_pip() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 # Every venv Python started here runs with our hook switched off: the venv may be half-built,
 # and the rosidl generators must not see a stale message install.
 vpy() { DDRNET_ROS_ENV_HOOK=0 "$VENV/bin/python" "$@"; }
+
+# One setup at a time per checkout (two `make test` started together must not both pip install).
+mkdir -p "$ROOT/build"
+exec 9>"$ROOT/build/.setup.lock"
+flock -w 1800 9 || die "another scripts/setup.sh has held $ROOT/build/.setup.lock for 30 minutes"
 
 # ---------------------------------------------------------------- 1. venv
 find_base_python() {

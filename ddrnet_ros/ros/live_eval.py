@@ -173,8 +173,9 @@ def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", 
         executor.add_node(scorer)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
+        _wait_for_node(scorer, image_topic, node_wait_s, node_process)
         player = BagPlayer(player_node, bag_path, rate=rate, topics=[image_topic])
-        _wait_for_node(player, scorer, image_topic, node_wait_s, node_process)
+        _wait_for_match(player, image_topic, 30.0)
         on_publish = lambda topic, log_time: scorer.frame_published(topic, log_time, stamps_by_log_time[log_time])  # noqa: E731
         started = time.monotonic()
         stats = player.play(on_publish=on_publish)
@@ -208,20 +209,30 @@ def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", 
         extra={"playback": {"rate": rate, "wall_time_s": stats.wall_time_s, "max_lag_ms": stats.max_lag_ms}})
 
 
-def _wait_for_node(player: BagPlayer, scorer: LabelScorer, image_topic: str, timeout_s: float,
+def _wait_for_node(scorer: LabelScorer, image_topic: str, timeout_s: float,
                    node_process: "NodeProcess | None") -> None:
-    """Until the node subscribes to the camera and publishes labels (matched both ways)."""
+    """Until a node subscribes to the camera topic and publishes labels (seen in the ROS graph).
+
+    The player's publisher is created only after this, so the node is fully up (configured and
+    active) before it discovers any camera publisher.
+    """
     deadline = time.monotonic() + timeout_s
-    publisher = player.publishers[image_topic]
     while time.monotonic() < deadline:
         if node_process is not None:
             node_process.check_alive()
-        if publisher.get_subscription_count() > 0 and scorer.count_publishers(scorer.labels_topic) > 0:
-            time.sleep(0.5)  # let both matches settle on the other side too
+        if scorer.count_subscribers(image_topic) > 0 and scorer.count_publishers(scorer.labels_topic) > 0:
             return
         time.sleep(0.05)
     raise LiveEvalError(f"no node subscribed to {image_topic} and publishing {scorer.labels_topic} "
                         f"within {timeout_s:g} s; is the segmentation node running (same ROS_DOMAIN_ID)?")
+
+
+def _wait_for_match(player: BagPlayer, image_topic: str, timeout_s: float) -> None:
+    """Until the player's camera publisher has matched the node's subscription."""
+    if not player.wait_for_subscribers(timeout_s, [image_topic]):
+        raise LiveEvalError(f"the node's subscription to {image_topic} did not match the player's publisher "
+                            f"within {timeout_s:g} s (incompatible QoS?)")
+    time.sleep(0.5)  # the match is seen here first; give the node's side a moment too
 
 
 def _drain(scorer: LabelScorer, published: int, drain_s: float) -> None:
@@ -261,7 +272,8 @@ class NodeProcess:
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             tail = self.log_tail()
-            raise LiveEvalError(f"the segmentation node exited with code {self.process.returncode}: {tail}")
+            raise LiveEvalError(f"the segmentation node exited with code {self.process.returncode} "
+                                f"(log {self.log_path}; last line: {tail})")
 
     def log_tail(self) -> str:
         self._log.flush()

@@ -65,17 +65,19 @@ class Segmenter:
     geometry probes in the tests). Any ``nn.Module`` that maps a normalised (N, 3, H, W) input,
     H and W multiples of 8, to (N, C, H/8, W/8) logits; it replaces create_model +
     load_checkpoint, and ``config.checkpoint`` is then ignored.
-    ``fast_labels``: on the CPU, compute labels with the exact border-only shortcut of
-    :func:`~ddrnet_ros.engine.postprocess.fast_labels`; False always upsamples every class.
+    ``optimize``: False gives the plain eager baseline (benchmarks, tests): the module exactly as
+    written (no BatchNorm folding) and every class upsampled to full size before the argmax,
+    instead of the exact border-only label shortcut of
+    :func:`~ddrnet_ros.engine.postprocess.fast_labels`.
     """
 
     def __init__(self, config: SegmenterConfig, model: nn.Module | None = None, *, warmup: bool = False,
-                 fast_labels: bool = True) -> None:
+                 optimize: bool = True) -> None:
         config.validate()
         self.config = config
         self.device = config.resolved_device()
         self.variant = config.variant_name
-        self.use_fast_labels = fast_labels
+        self.optimize = optimize
         self.checkpoint_path: Path | None = None
         self.checkpoint_sha256: str | None = None
         self.metadata: dict[str, Any] = {}
@@ -146,7 +148,7 @@ class Segmenter:
         if cfg.backend == "torch":
             from .torch_backend import TorchModel
 
-            return TorchModel(model, self.device, cfg.precision, cfg.channels_last)
+            return TorchModel(model, self.device, cfg.precision, cfg.channels_last, fold_bn=self.optimize)
         if cfg.backend == "onnxruntime":
             from .onnxruntime_backend import OnnxRuntimeModel
 
@@ -202,7 +204,7 @@ class Segmenter:
         started = time.perf_counter()
         logits = self._run_network(image, plan, channel_order, stream_key)
         need_confidence = want_confidence or confidence_threshold > 0.0
-        if need_confidence or not self.use_fast_labels:
+        if need_confidence or not self.optimize:
             labels, confidence = labels_and_confidence(reference_logits(logits, plan), need_confidence)
             if confidence is not None:
                 apply_threshold(labels, confidence, confidence_threshold, self.class_map.ignore_label)

@@ -114,7 +114,7 @@ def test_label_edge_lands_between_the_expected_pixels(size, input_size, keep_asp
     threshold = edge - 1 + offset
     for fast in (True, False):
         seg = Segmenter(probe_config(input_size, keep_aspect),
-                        model=PositionProbe(threshold), fast_labels=fast)
+                        model=PositionProbe(threshold), optimize=fast)
         labels = seg.segment(ramp_image(height, width, axis=1)).labels
         assert labels.shape == (height, width) and labels.dtype == np.uint8
         rows = interior(height, seg.frame_plan(height, width).resized[0])

@@ -48,7 +48,7 @@ def probe_segmenter(**config) -> Segmenter:
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_labels_colour_mask_and_overlay_of_hand_made_stripes(fast):
-    seg = Segmenter(SegmenterConfig(checkpoint="", class_map=RGB_CLASSES), model=ColourProbe(), fast_labels=fast)
+    seg = Segmenter(SegmenterConfig(checkpoint="", class_map=RGB_CLASSES), model=ColourProbe(), optimize=fast)
     result = seg.segment(stripes(), want_color=True, want_overlay=True, overlay_alpha=0.25)
     # Stripe edges sit between cells, half-way between two cell centres: labels switch exactly there.
     expected_labels = np.repeat(np.array([0, 1, 2], np.uint8), 16)[None, :].repeat(16, axis=0)
@@ -208,13 +208,13 @@ def test_stream_keys_run_concurrently_and_give_the_sequential_results(ddrnet):
 
 def test_cuda_device_work_gives_the_cpu_results_when_run_on_cpu_tensors(ddrnet):
     """The CUDA pipeline's per-frame function, on CPU tensors, against the CPU Segmenter."""
-    seg = Segmenter(SegmenterConfig(checkpoint="", input_size=(64, 96)), model=ddrnet, fast_labels=False)
+    seg = Segmenter(SegmenterConfig(checkpoint="", input_size=(64, 96)), model=ddrnet, optimize=False)
     image = noise(75, 100, 3)
     plan = seg.frame_plan(75, 100)
     threshold = float(np.median(seg.segment(image, want_confidence=True).confidence)) / 255.0
     expected = seg.segment(image[:, :, ::-1].copy(), channel_order="bgr", want_color=True, want_overlay=True,
                            want_confidence=True, overlay_alpha=0.3, confidence_threshold=threshold)
-    model = TorchModel(ddrnet, "cpu")
+    model = TorchModel(ddrnet, "cpu", fold_bn=False)  # as the plain (optimize=False) segmenter
     frame = torch.zeros((1, 3, *plan.network))
     lookup = torch.from_numpy(seg.class_map.lookup_table())
     out = frame_outputs(model, frame, torch.from_numpy(image[:, :, ::-1].copy()), plan, "bgr", lookup, 19, 255,

@@ -1,0 +1,150 @@
+"""``ddrnet-ros export``: a DDRNet checkpoint as an ONNX graph, and the in-memory export the
+ONNX Runtime and OpenVINO backends build on.
+
+The graph is the BN-folded network (same outputs up to float rounding): input ``image``
+(1, 3, H, W) float32, normalised as in :mod:`~ddrnet_ros.engine.preprocess` (0-1 RGB, ImageNet
+mean/std), H and W multiples of 8; output ``logits`` (1, C, H/8, W/8). ``--dynamic`` leaves H
+and W free. Upsampling to the image size and argmax stay outside the graph (the engine does
+them; see :mod:`~ddrnet_ros.engine.postprocess`). A JSON sidecar next to the file records the
+variant, classes, normalisation and the checkpoint it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ddrnet_ros.model import INPUT_MULTIPLE, VARIANTS
+
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD
+from .torch_backend import fold_batchnorm
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported (or exporting is not supported by this torch build)."""
+
+
+def export_onnx(model: nn.Module, height: int = 512, width: int = 1024, dynamic: bool = True,
+                fold_bn: bool = True) -> bytes:
+    """The network as ONNX bytes, traced at ``height`` x ``width`` (free H and W if ``dynamic``)."""
+    if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE or height < 1 or width < 1:
+        raise ExportError(f"export size {height}x{width} must be positive multiples of {INPUT_MULTIPLE}")
+    net = fold_batchnorm(model) if fold_bn else model.eval()
+    example = torch.zeros(1, 3, height, width)
+    dynamic_axes = {INPUT_NAME: {2: "height", 3: "width"}, OUTPUT_NAME: {2: "height_8", 3: "width_8"}}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter is deprecated in favour of the torch.export one, which
+        # needs onnxscript; this one works with the pinned torch and no extra dependency.
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(net, (example,), buffer, dynamo=False, input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], opset_version=OPSET, do_constant_folding=True,
+                              dynamic_axes=dynamic_axes if dynamic else None)
+        except Exception as exc:  # the exporter raises many types
+            raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    return buffer.getvalue()
+
+
+def export_metadata(segmenter_like: Any, height: int, width: int, dynamic: bool) -> dict[str, Any]:
+    """What a consumer of the ONNX file needs to feed it and read it."""
+    class_map = segmenter_like.class_map
+    return {
+        "variant": segmenter_like.variant,
+        "num_classes": segmenter_like.num_classes,
+        "class_names": list(class_map.names),
+        "palette": class_map.colors.tolist(),
+        "ignore_label": class_map.ignore_label,
+        "input": {"name": INPUT_NAME, "shape": [1, 3, "height" if dynamic else height, "width" if dynamic else width],
+                  "layout": "NCHW", "dtype": "float32", "multiple_of": INPUT_MULTIPLE,
+                  "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "scale": "0-1 RGB"}},
+        "output": {"name": OUTPUT_NAME, "stride": 8,
+                   "note": "bilinear upsample (align_corners=False) to the input size, then argmax"},
+        "checkpoint": str(segmenter_like.checkpoint_path) if segmenter_like.checkpoint_path else None,
+        "checkpoint_sha256": segmenter_like.checkpoint_sha256,
+        "opset": OPSET,
+        "torch_version": torch.__version__,
+    }
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", default="ddrnet23_slim", choices=sorted(VARIANTS))
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file (default: the shipped checkpoint; 'random': random weights)")
+    parser.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
+    parser.add_argument("--height", type=int, default=1024, help="input height, a multiple of 8 (default 1024)")
+    parser.add_argument("--width", type=int, default=2048, help="input width, a multiple of 8 (default 2048)")
+    parser.add_argument("--dynamic", action="store_true", help="leave height and width free in the graph")
+    parser.add_argument("--class-config", default=None, help="class YAML (default: from the checkpoint or Cityscapes)")
+    parser.add_argument("--no-check", action="store_true", help="skip running the graph with ONNX Runtime")
+
+
+def main(args: argparse.Namespace) -> int:
+    from .config import SegmenterConfig
+    from .segmenter import Segmenter
+
+    def fail(message: object) -> int:
+        print(f"ddrnet-ros export: error: {' '.join(str(message).split())}", file=sys.stderr)
+        return 1
+
+    for name in ("height", "width"):
+        value = getattr(args, name)
+        if value < INPUT_MULTIPLE or value % INPUT_MULTIPLE:
+            return fail(f"--{name} {value} must be a positive multiple of {INPUT_MULTIPLE}")
+    if args.output.suffix != ".onnx":
+        return fail(f"--output {args.output} should end in .onnx")
+    checkpoint = "" if args.checkpoint == "random" else args.checkpoint
+    try:
+        segmenter = Segmenter(SegmenterConfig(variant=args.variant, checkpoint=checkpoint, device="cpu",
+                                              class_map=args.class_config))
+        data = export_onnx(segmenter.module, args.height, args.width, dynamic=args.dynamic)
+    except (ValueError, RuntimeError, OSError) as exc:  # config, checkpoint, class map and export errors
+        return fail(exc)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_name(args.output.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(args.output)
+    meta = export_metadata(segmenter, args.height, args.width, args.dynamic)
+    Path(str(args.output) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
+    if not args.no_check:
+        error = check_with_onnxruntime(segmenter, args.output, args.height, args.width)
+        if error is not None:
+            return fail(error)
+    size_mb = len(data) / 1e6
+    shape = "dynamic HxW" if args.dynamic else f"{args.height}x{args.width}"
+    print(f"wrote {args.output} ({size_mb:.1f} MB, {segmenter.variant}, {segmenter.num_classes} classes, {shape})")
+    return 0
+
+
+def check_with_onnxruntime(segmenter: Any, path: Path, height: int, width: int) -> str | None:
+    """Run the written graph once and compare with eager PyTorch; an error line or None."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print("onnxruntime is not installed: skipped the check of the exported graph", file=sys.stderr)
+        return None
+    x = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0])
+    with torch.inference_mode():
+        expected = segmenter.module(x)
+    scale = float(expected.abs().max())
+    error = float((got - expected).abs().max()) / max(scale, 1e-6)
+    agree = float((got.argmax(1) == expected.argmax(1)).double().mean())
+    print(f"checked with ONNX Runtime: max |logit error| {error:.2e} of the logit range, "
+          f"1/8 argmax agreement {agree:.4%}")
+    if error > 1e-3:
+        return f"exported graph disagrees with PyTorch: relative logit error {error:.2e}"
+    return None

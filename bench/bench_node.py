@@ -118,8 +118,7 @@ def _env(transport: str, domain: int) -> dict[str, str]:
         env["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
     elif transport == "shm-profile":
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
-    elif transport == "default-node":  # what a user gets: the node applies its profile by itself
-        pass
+    # "default"/"default-node": nothing set; the node process then applies its profile by itself
     return env
 
 
@@ -229,7 +228,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--only", choices=("transport", "node"))
     parser.add_argument("--frames", type=int, default=40, help="frames per case")
-    parser.add_argument("--input-size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"),
+    parser.add_argument("--input-size", type=int, nargs=2, default=(128, 256), metavar=("H", "W"),
                         help="network input size of the node (0 0: full 2048x1024)")
     parser.add_argument("--domain", type=int, default=140 + os.getpid() % 60)
     parser.add_argument("--json", help="also write all results to this file")

@@ -6,7 +6,9 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from ddrnet_ros.classes import ClassMap
 from ddrnet_ros.encodings import DecodedImage, decode_compressed, decode_image, encode_image
+from ddrnet_ros.engine import Segmenter
 from ddrnet_ros.msg import ClassInfo, SegmentationInfo
 
 
@@ -27,23 +29,29 @@ def image_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
                  is_bigendian=0, step=step, data=data)
 
 
-def segmentation_info_msg(header: Header, variant: str, checkpoint_sha256: str, input_size: tuple[int, int] | None,
-                          class_map) -> SegmentationInfo:
+def segmentation_info_msg(header: Header, segmenter: Segmenter) -> SegmentationInfo:
     """What /segmentation/labels means: model, network size, ignore label and the class map."""
-    height, width = input_size or (0, 0)
+    height, width = segmenter.config.input_size or (0, 0)
+    class_map = segmenter.class_map
     classes = [ClassInfo(id=i, name=name, r=int(c[0]), g=int(c[1]), b=int(c[2]))
                for i, (name, c) in enumerate(zip(class_map.names, class_map.colors))]
-    return SegmentationInfo(header=header, model_variant=variant, checkpoint_sha256=checkpoint_sha256,
-                            input_height=height, input_width=width, ignore_label=class_map.ignore_label,
-                            classes=classes)
+    return SegmentationInfo(header=header, model_variant=segmenter.variant,
+                            checkpoint_sha256=segmenter.checkpoint_sha256 or "", input_height=height,
+                            input_width=width, ignore_label=class_map.ignore_label, classes=classes)
 
 
-def label_info_msg(header: Header, class_map):
-    """vision_msgs/LabelInfo of the class map, or None where vision_msgs is not installed."""
+def vision_label_info_type() -> type | None:
+    """vision_msgs/LabelInfo where vision_msgs is installed, else None."""
     try:
-        from vision_msgs.msg import LabelInfo, VisionClass
+        from vision_msgs.msg import LabelInfo
     except ImportError:
         return None
-    return LabelInfo(header=header, class_map=[VisionClass(class_id=i, class_name=n)
-                                               for i, n in enumerate(class_map.names)],
-                     threshold=0.0)
+    return LabelInfo
+
+
+def vision_label_info_msg(header: Header, class_map: ClassMap):
+    """The class map as vision_msgs/LabelInfo (call only where :func:`vision_label_info_type` is not None)."""
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    return LabelInfo(header=header, class_map=[VisionClass(class_id=i, class_name=name)
+                                               for i, name in enumerate(class_map.names)], threshold=0.0)

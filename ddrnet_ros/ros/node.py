@@ -35,8 +35,8 @@ from ddrnet_ros.encodings import DecodedImage, ImageDecodeError
 from ddrnet_ros.engine import Segmenter
 from ddrnet_ros.msg import SegmentationInfo
 from ddrnet_ros.ros import qos
-from ddrnet_ros.ros.conversions import (decode_compressed_msg, decode_image_msg, image_msg, label_info_msg,
-                                        segmentation_info_msg)
+from ddrnet_ros.ros.conversions import (decode_compressed_msg, decode_image_msg, image_msg, segmentation_info_msg,
+                                        vision_label_info_msg, vision_label_info_type)
 from ddrnet_ros.ros.diagnostics import CameraStats, camera_status
 from ddrnet_ros.ros.params import CameraSettings, NodeSettings, declare_parameters, read_settings
 
@@ -118,21 +118,19 @@ class SegmentationNode(LifecycleNode):
             self.cameras.append(Camera(cam, CameraStats(cam.name), publishers))
         self._label_info_pub = self.create_lifecycle_publisher(SegmentationInfo, "segmentation/label_info",
                                                                qos.LABEL_INFO)
-        vision_info = label_info_msg(self._header(), segmenter.class_map)
-        if vision_info is not None:
+        vision_type = vision_label_info_type()
+        if vision_type is not None:
             self._vision_label_info_pub = self.create_lifecycle_publisher(
-                type(vision_info), "segmentation/vision_label_info", qos.LABEL_INFO)
+                vision_type, "segmentation/vision_label_info", qos.LABEL_INFO)
         self._diagnostics_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # activates the lifecycle publishers
         header = self._header()
-        seg = self.segmenter
-        self._label_info_pub.publish(segmentation_info_msg(header, seg.variant, seg.checkpoint_sha256 or "",
-                                                           self.settings.segmenter.input_size, seg.class_map))
+        self._label_info_pub.publish(segmentation_info_msg(header, self.segmenter))
         if self._vision_label_info_pub is not None:
-            self._vision_label_info_pub.publish(label_info_msg(header, seg.class_map))
+            self._vision_label_info_pub.publish(vision_label_info_msg(header, self.segmenter.class_map))
         for camera in self.cameras:
             camera.stats = CameraStats(camera.name)
             self._subscribe(camera)

@@ -12,6 +12,7 @@ Cameras: ``cameras`` lists names; each name ``N`` has ``camera.N.topic`` (defaul
 
 from __future__ import annotations
 
+import array
 import math
 import re
 from dataclasses import dataclass
@@ -163,7 +164,7 @@ def declare_parameters(node: Node) -> None:
 
 def _value(node: Node, spec: ParamSpec) -> Any:
     value = node.get_parameter(spec.name).value
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "array":
+    if isinstance(value, (tuple, array.array)):  # rclpy hands integer/double arrays back as array.array
         value = list(value)
     if not spec.check(value):
         raise ParameterError(spec.name, value, spec.allowed)

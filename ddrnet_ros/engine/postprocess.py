@@ -131,50 +131,35 @@ def _window_uniform(cell_labels: torch.Tensor, taps_y: int, taps_x: int) -> torc
     return torch.where(high == low, high, torch.full_like(high, 255.0)).to(torch.uint8)
 
 
-def fast_labels(logits: torch.Tensor, image_map: ImageMap) -> torch.Tensor:
+def fast_labels(logits: torch.Tensor, image_map: ImageMap, plan: FramePlan | None = None) -> torch.Tensor:
     """Labels (H, W) uint8 equal to ``argmax(reference_logits(...))``, computed on the CPU.
 
-    Needs fewer than 255 classes (255 marks the border pixels while it works).
+    Needs fewer than 255 classes (255 marks the border pixels while it works). When most pixels
+    are border pixels (noise-like logits) and ``plan`` is given, it falls back to the reference.
     """
-    cells = logits[0].float().contiguous()  # (C, h, w)
-    num_classes = cells.shape[0]
+    num_classes = logits.shape[1]
     rows, cols = image_map.rows, image_map.cols
-    code = _window_uniform(cells.argmax(dim=0), rows.taps, cols.taps)
+    code = _window_uniform(logits[0].argmax(dim=0), rows.taps, cols.taps)
     labels = code.index_select(0, rows.start).index_select(1, cols.start)  # (H, W) uint8
-    border = labels == 255
-    count = int(border.sum())
-    if count == 0:
+    flat_labels = labels.view(-1)
+    border = (flat_labels == 255).nonzero().squeeze(1)
+    if border.numel() == 0:
         return labels
-    if count > FAST_LABELS_MAX_BORDER_SHARE * labels.numel():
-        return _separable_logits(cells, image_map).argmax(dim=0).to(torch.uint8)
-    ys, xs = border.nonzero(as_tuple=True)
-    # Rows first for every image row (cheap: C x H x w), then only the border pixels along x.
-    row_mixed = _mix_rows(cells, rows)  # (C, H, w)
-    flat = row_mixed.view(num_classes, -1)
-    width = cells.shape[2]
-    base = ys * width + cols.start[xs]
-    weights = cols.weights[xs]  # (N, taps)
-    values = flat.index_select(1, base) * weights[:, 0]
-    for k in range(1, cols.taps):
-        values.add_(flat.index_select(1, base + k) * weights[:, k])
-    labels[ys, xs] = values.argmax(dim=0).to(torch.uint8)
-    return labels
-
-
-def _mix_rows(cells: torch.Tensor, rows: AxisMap) -> torch.Tensor:
-    """(C, h, w) -> (C, H, w): interpolate along y for every image row."""
-    out = cells.index_select(1, rows.start) * rows.weights[:, 0].view(1, -1, 1)
+    if plan is not None and border.numel() > FAST_LABELS_MAX_BORDER_SHARE * flat_labels.numel():
+        return reference_logits(logits, plan)[0].argmax(dim=0).to(torch.uint8)
+    width = labels.shape[1]
+    ys, xs = border // width, border % width
+    # Channels last, so that every gather below reads whole class vectors.
+    cells = logits[0].permute(1, 2, 0).contiguous()  # (h, w, C)
+    mixed = cells.index_select(0, rows.start) * rows.weights[:, 0].view(-1, 1, 1)  # rows first: (H, w, C)
     for k in range(1, rows.taps):
-        out.add_(cells.index_select(1, rows.start + k) * rows.weights[:, k].view(1, -1, 1))
-    return out
-
-
-def _separable_logits(cells: torch.Tensor, image_map: ImageMap) -> torch.Tensor:
-    """(C, h, w) -> (C, H, W) through the composed maps (dense fallback of :func:`fast_labels`)."""
-    mixed = _mix_rows(cells, image_map.rows)
-    cols = image_map.cols
-    out = mixed.index_select(2, cols.start) * cols.weights[:, 0]
+        mixed.add_(cells.index_select(0, rows.start + k) * rows.weights[:, k].view(-1, 1, 1))
+    mixed = mixed.view(-1, num_classes)
+    base = ys * cells.shape[1] + cols.start.index_select(0, xs)
+    weights = cols.weights.index_select(0, xs)  # (N, taps)
+    values = mixed.index_select(0, base) * weights[:, :1]
     for k in range(1, cols.taps):
-        out.add_(mixed.index_select(2, cols.start + k) * cols.weights[:, k])
-    return out
+        values.add_(mixed.index_select(0, base + k) * weights[:, k:k + 1])
+    flat_labels.index_copy_(0, border, values.argmax(dim=1).to(torch.uint8))
+    return labels
 

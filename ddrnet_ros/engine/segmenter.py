@@ -209,7 +209,7 @@ class Segmenter:
             if confidence is not None:
                 apply_threshold(labels, confidence, confidence_threshold, self.class_map.ignore_label)
         else:
-            labels, confidence = fast_labels(logits, image_map), None
+            labels, confidence = fast_labels(logits, image_map, plan), None
         labels_np = labels.numpy()
         confidence_np = confidence_to_uint8(confidence).numpy() if want_confidence else None
         color = colorize(labels_np, self.class_map) if want_color else None

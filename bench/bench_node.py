@@ -64,15 +64,24 @@ def role_publish(args: argparse.Namespace) -> None:
         time.sleep(0.05)
     time.sleep(args.settle)
     period = 1.0 / args.rate if args.rate > 0 else 0.0
-    next_time = time.monotonic()
-    for i in range(args.count):
+    next_time = start = time.monotonic()
+    sent = 0
+
+    def more() -> bool:
+        """A rate sends --count frames; flat out (rate 0) sends for as long as --count frames take at 10 Hz."""
+        return sent < args.count if period else time.monotonic() - start < args.count / 10
+
+    while more():
         msg = Image(height=HEIGHT, width=WIDTH, encoding="rgb8", step=WIDTH * 3, data=data)
         msg.header.frame_id = "bench_camera"
         now = time.time_ns()
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
         publisher.publish(msg)
+        sent += 1
         next_time += period
         time.sleep(max(0.0, next_time - time.monotonic()))
+    if args.out:
+        Path(args.out).write_text(str(sent))
     time.sleep(1.0)  # let reliable retransmissions finish
     node.destroy_node()
     rclpy.shutdown()
@@ -174,8 +183,9 @@ def node_case(rate: float, count: int, transport: str, input_size: tuple[int, in
                           "--out", str(out), "--ready", str(ready), "--idle", "5", "--timeout", str(60 + count))
         _wait_file(ready, 20)
         # the node subscribes, and the receiver subscribes to the node: wait for both before sending
+        sent_file = tmp / f"sent{domain}"
         publisher = _child("publish", env, "--topic", "bench_image", "--reliability", "reliable",
-                           "--count", str(count), "--rate", str(rate), "--settle", "2")
+                           "--count", str(count), "--rate", str(rate), "--settle", "2", "--out", str(sent_file))
         started = time.monotonic()
         publisher.wait()
         receiver.wait()
@@ -186,6 +196,7 @@ def node_case(rate: float, count: int, transport: str, input_size: tuple[int, in
         except subprocess.TimeoutExpired:
             node.kill()
     text = log_path.read_text()
+    sent = int(sent_file.read_text()) if sent_file.exists() else count
     frames = {int(s) * 1_000_000_000 + int(ns): (float(w), float(i), float(t))
               for s, ns, w, i, t in FRAME_LOG.findall(text)}
     samples = json.loads(out.read_text()) if out.exists() else []
@@ -203,8 +214,8 @@ def node_case(rate: float, count: int, transport: str, input_size: tuple[int, in
     quarter = max(1, len(e2e) // 4)
     growth = float(np.mean(e2e[-quarter:]) - np.mean(e2e[:quarter])) if e2e else float("nan")
     span = (samples[-1][1] - samples[0][1]) / 1e9 if len(samples) > 1 else float("nan")
-    result = {"rate_hz": rate, "transport": transport, "input_size": list(input_size), "sent": count,
-              "processed": len(frames), "received": len(samples), "dropped": count - len(frames),
+    result = {"rate_hz": rate, "transport": transport, "input_size": list(input_size), "sent": sent,
+              "processed": len(frames), "received": len(samples), "dropped": sent - len(frames),
               "output_rate_hz": (len(samples) - 1) / span if span == span and span > 0 else float("nan"),
               "e2e": _stats(e2e), "engine": _stats(inference), "overhead": _stats(overhead),
               "slot_wait": _stats(wait), "node_work": _stats(work), "dds": _stats(dds), "latency_growth_ms": growth, "elapsed_s": elapsed}

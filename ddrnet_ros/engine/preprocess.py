@@ -94,7 +94,7 @@ def fill_network_input(frame: torch.Tensor, image: torch.Tensor, plan: FramePlan
     Only the image area is written: the padding of a reused ``frame`` must already be zero
     (it is never touched, so zero-initialising the frame once is enough). Works on any device.
     """
-    scale, shift = _NORM_CACHE.get(frame.device, frame.dtype)
+    scale, shift = normalisation_on(frame.device, frame.dtype)
     order = rgb_channel_index(channel_order)
     rh, rw = plan.resized
     if not plan.needs_resize:
@@ -124,6 +124,11 @@ class _NormCache:
 
 
 _NORM_CACHE = _NormCache()
+
+
+def normalisation_on(device: torch.device | str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`normalisation` as tensors on ``device``, made once and then shared (read-only)."""
+    return _NORM_CACHE.get(torch.device(device), dtype)
 
 
 def normalise_numpy(image_rgb: np.ndarray) -> np.ndarray:

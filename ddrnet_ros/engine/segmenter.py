@@ -226,8 +226,7 @@ class Segmenter:
         plan, _ = self._plan(image.shape[0], image.shape[1])
         if self._cuda is not None:
             frame = torch.zeros((1, 3, *plan.network), dtype=self.backend.dtype, device=self.device)
-            fill_network_input(frame, torch.from_numpy(np.ascontiguousarray(image)).to(self.device), plan,
-                               channel_order)
+            fill_network_input(frame, torch.from_numpy(_writable(image)).to(self.device), plan, channel_order)
             logits = self.backend.infer(frame)
         else:
             logits = self._run_network(image, plan, channel_order, "logits")

@@ -26,7 +26,7 @@ from ddrnet_ros.classes import ClassMap, colorize_torch, overlay_torch
 from ddrnet_ros.model.blocks import BasicBlock, Bottleneck, SegHead
 
 from .postprocess import apply_threshold, confidence_to_uint8, labels_and_confidence, reference_logits
-from .preprocess import FramePlan, fill_network_input
+from .preprocess import FramePlan, fill_network_input, normalisation_on
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -159,7 +159,10 @@ class CudaPipeline:
         self.num_classes = class_map.num_classes
         self.ignore_label = class_map.ignore_label
         self.lookup = torch.from_numpy(class_map.lookup_table()).to(self.device)
-        torch.cuda.synchronize(self.device)  # weights and table are ready before any side stream reads them
+        normalisation_on(self.device, model.dtype)  # shared constants: made here, on the default stream
+        # Camera frames keep their size: let cuDNN pick the fastest kernels per shape (process-wide).
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.synchronize(self.device)  # weights and constants are ready before any side stream reads them
         self._states: dict[str, _StreamState] = {}
         self._states_lock = threading.Lock()
 

@@ -1,0 +1,41 @@
+"""`ddrnet-ros bench` runs every installed backend side by side and reports ratios to plain eager.
+
+Only the report is checked here (names, ratios, label agreement), never a timing: speed claims
+come from running the benchmark itself (bench/bench_engine.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ddrnet_ros.cli import main as cli_main
+from ddrnet_ros.engine.bench import available_backends
+
+
+def test_bench_reports_every_backend_against_plain_eager(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = cli_main(["bench", "--checkpoint", "random", "--sizes", "64x128", "--iterations", "2", "--warmup", "0",
+                     "--threads", "1", "--channels-last", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "ddrnet23_slim at 64x128: 2 interleaved iterations" in text
+    result = json.loads(out.read_text())["results"][0]
+    names = [row["name"] for row in result["rows"]]
+    expected = ["eager fp32 (plain)", "torch (BN folded)", "torch channels_last"]
+    expected += [b for b in available_backends() if b != "torch"]
+    assert names == expected
+    for row in result["rows"]:
+        assert row["iterations"] == 2 and row["p90_ms"] >= row["p50_ms"] > 0
+        assert row["agreement"] >= 0.999  # same labels as plain eager
+        assert f"{row['ratio']:.2f}x" in text
+    assert result["rows"][0]["ratio"] == 1.0
+    assert result["postprocess"]["agreement"] == 1.0
+
+
+def test_bench_rejects_bad_sizes(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli_main(["bench", "--sizes", "64by128"])
+    assert info.value.code == 2
+    assert "size must be HEIGHTxWIDTH" in capsys.readouterr().err

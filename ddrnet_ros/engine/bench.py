@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import sys
 import time
@@ -203,9 +204,17 @@ def main(args: argparse.Namespace) -> int:
         print("ddrnet-ros bench: error: --iterations must be >= 1 and --warmup >= 0", file=sys.stderr)
         return 1
     backends = args.backends or available_backends()
-    import logging
+    engine_log = logging.getLogger("ddrnet_ros.engine")
+    level = engine_log.level
+    engine_log.setLevel(logging.ERROR)  # random-weight warnings are expected here
+    try:
+        return _run(args, variants, sizes, iterations, backends)
+    finally:
+        engine_log.setLevel(level)
 
-    logging.getLogger("ddrnet_ros.engine").setLevel(logging.ERROR)  # random-weight warnings are expected here
+
+def _run(args: argparse.Namespace, variants: list[str], sizes: list[tuple[int, int]], iterations: int,
+         backends: list[str]) -> int:
     print(f"ddrnet-ros bench: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{args.threads or torch.get_num_threads()} threads, backends: eager fp32 (plain), {', '.join(backends)}")
     results: list[dict[str, Any]] = []

@@ -12,7 +12,7 @@ setup(
     description="Real-time semantic segmentation with DDRNet for ROS 2",
     python_requires=">=3.10",
     packages=find_packages(include=["ddrnet_ros", "ddrnet_ros.*"]),
-    package_data={"ddrnet_ros.resources": ["*.yaml", "*.pt", "*.json"]},
+    package_data={"ddrnet_ros.resources": ["*.yaml", "*.pt", "*.json"], "ddrnet_ros.ros": ["*.xml"]},
     entry_points={"console_scripts": ["ddrnet-ros = ddrnet_ros.cli:main"]},
     zip_safe=False,
 )

@@ -14,10 +14,12 @@ ddrnet_ros.encodings.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +66,21 @@ class Camera:
         return self.settings.name
 
 
+def logged_transition(callback):
+    """rclpy turns an exception in a lifecycle callback into ERROR without a word: log it first."""
+
+    @functools.wraps(callback)
+    def wrapper(self, state):
+        try:
+            return callback(self, state)
+        except Exception as exc:  # noqa: BLE001 - reported here, then rclpy's error handling
+            self.get_logger().error(f"{callback.__name__} raised {type(exc).__name__}: {exc}\n"
+                                    f"{traceback.format_exc()}")
+            return TransitionCallbackReturn.ERROR
+
+    return wrapper
+
+
 def output_topic(camera: str, output: str, several: bool) -> str:
     """segmentation/<output> for a single camera, segmentation/<camera>/<output> for several."""
     return f"segmentation/{camera}/{output}" if several else f"segmentation/{output}"
@@ -93,6 +110,7 @@ class SegmentationNode(LifecycleNode):
         self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
 
     # ------------------------------------------------------------------ lifecycle
+    @logged_transition
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             settings = read_settings(self)
@@ -125,6 +143,7 @@ class SegmentationNode(LifecycleNode):
         self._diagnostics_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # activates the lifecycle publishers
         header = self._header()
@@ -146,14 +165,17 @@ class SegmentationNode(LifecycleNode):
         self.get_logger().info(f"active; segmenting {topics}")
         return result
 
+    @logged_transition
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop()
         return super().on_deactivate(state)
 
+    @logged_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop()
         self._release()
@@ -309,7 +331,10 @@ def spin_node(args: list[str] | None = None) -> int:
         node.get_logger().info(f"Fast DDS profile {qos.FASTDDS_PROFILE.name}: shared memory sized for large images")
     try:
         if node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            outcome = node.trigger_configure()
+            if outcome != TransitionCallbackReturn.SUCCESS:
+                if node.configure_error is None:  # raised past on_configure's own reporting
+                    node.get_logger().error(f"configure did not succeed: {outcome.name}")
                 return 1
             if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 node.get_logger().error("activate failed")

@@ -9,7 +9,6 @@ that labels match eager PyTorch.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -48,7 +47,7 @@ class OpenVinoModel:
         ov = _import_openvino()
         self._ov = ov
         self.core = ov.Core()
-        self.model = ov.convert_model(io.BytesIO(export_onnx(model, 64, 128, dynamic=True)))
+        self.model = self.core.read_model(export_onnx(model, 64, 128, dynamic=True))  # ONNX bytes, no temp file
         self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if num_threads > 0:
             self.config["INFERENCE_NUM_THREADS"] = num_threads

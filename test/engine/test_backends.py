@@ -154,3 +154,15 @@ def test_export_errors_are_one_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith("ddrnet-ros export: error:") and message in err and "\n" not in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_torch_options_channels_last_and_bf16_agree_with_plain_eager(ddrnet):
+    image = scene(64, 96)
+    plain = Segmenter(SegmenterConfig(checkpoint=""), model=ddrnet, optimize=False).segment(image).labels
+    channels_last = Segmenter(SegmenterConfig(checkpoint="", channels_last=True), model=ddrnet)
+    assert channels_last.backend.channels_last
+    assert (channels_last.segment(image).labels == plain).mean() >= LABEL_AGREEMENT
+    bf16 = Segmenter(SegmenterConfig(checkpoint="", precision="bf16"), model=ddrnet)
+    assert next(bf16.backend.net.parameters()).dtype == torch.bfloat16
+    # bfloat16 keeps 8 mantissa bits: near-tied pixels may flip, so a looser bound than fp32's
+    assert (bf16.segment(image).labels == plain).mean() >= 0.97

@@ -168,15 +168,15 @@ class Segmenter:
 
     def _plan(self, height: int, width: int) -> tuple[FramePlan, ImageMap | None]:
         key = (height, width)
-        plans = self._plans
-        if key not in plans:
+        entry = self._plans.get(key)
+        if entry is None:
             plan = plan_frame(height, width, self.config.input_size, self.config.keep_aspect)
-            image_map = ImageMap.build(plan) if self._cuda is None else None
+            entry = (plan, ImageMap.build(plan) if self._cuda is None else None)
             with self._lock:
-                if len(plans) > 16:  # many sizes in one process: keep the cache bounded
-                    plans.clear()
-                plans[key] = (plan, image_map)
-        return plans[key]
+                if len(self._plans) >= 16:  # many sizes in one process: keep the cache bounded
+                    self._plans.clear()
+                self._plans[key] = entry
+        return entry
 
     def _slot(self, key: str) -> _Slot:
         with self._lock:

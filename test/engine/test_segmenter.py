@@ -270,3 +270,10 @@ def test_random_weights_log_a_warning(caplog):
 def test_num_threads_sets_the_torch_thread_count(ddrnet):
     Segmenter(SegmenterConfig(checkpoint="", num_threads=1), model=ddrnet)
     assert torch.get_num_threads() == 1  # (test/engine/conftest.py restores it)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 300), (9, 7)])
+def test_tiny_images_give_outputs_of_their_size(ddrnet, size):
+    seg = Segmenter(SegmenterConfig(checkpoint=""), model=ddrnet)
+    result = seg.segment(noise(*size), want_confidence=True, want_overlay=True)
+    assert result.labels.shape == result.confidence.shape == size and result.overlay.shape == (*size, 3)

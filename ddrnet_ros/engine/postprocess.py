@@ -8,11 +8,12 @@ pixels (:class:`AxisMap`): every image pixel is a convex combination of a few ne
 logit cells (2 per axis for plain upsampling, 2-4 when a resize follows).
 
 That gives an exact shortcut for the labels (:func:`fast_labels`): a convex combination of
-logit vectors that all have the same argmax has that argmax too. So only pixels whose logit
-cells disagree (class borders) need their logits interpolated; everywhere else the label is
-the 1/8 argmax, copied. On a CPU this is several times cheaper than upsampling all classes to
-full resolution, and gives the reference's labels (up to float rounding at exact ties).
-Confidence needs every class at every pixel, so it takes the reference path.
+logit vectors that all have the same argmax has that argmax too. Pixels come in blocks of up
+to 8x8 that mix the same few cells; only blocks whose cells disagree (class borders) need
+their logits interpolated, everywhere else the label is the 1/8 argmax, copied. On a CPU this
+is several times cheaper than upsampling all classes to full resolution, and gives the
+reference's labels (up to float rounding at exact ties). Confidence needs every class at
+every pixel, so it takes the reference path.
 """
 
 from __future__ import annotations
@@ -110,17 +111,57 @@ class AxisMap:
         return out
 
 
+#: Pixels per block along an axis (see :class:`AxisBlocks`); the upsampling factor of the logits.
+BLOCK = 8
+
+
+@dataclass(frozen=True)
+class AxisBlocks:
+    """Image pixels along one axis in blocks of at most BLOCK consecutive pixels sharing one ``start``.
+
+    Within a block every pixel mixes the same cells (``start`` .. ``start + taps - 1``), so a block
+    row x block column is one patch of the image whose logits come from one window of cells.
+    """
+
+    start: torch.Tensor     # (n_blocks,) first cell of each block
+    pixels: torch.Tensor    # (n_blocks, BLOCK) pixel indices, -1 past the block's end
+    weights: torch.Tensor   # (n_blocks, BLOCK, taps) cell weights, 0 past the block's end
+    block_of: torch.Tensor  # (n_image,) the block of each pixel
+
+    @classmethod
+    def build(cls, axis: AxisMap) -> "AxisBlocks":
+        start = axis.start.numpy()
+        n = start.shape[0]
+        index = np.arange(n)
+        run_begins = np.ones(n, bool)
+        run_begins[1:] = start[1:] != start[:-1]
+        run_first = np.flatnonzero(run_begins)[np.cumsum(run_begins) - 1]
+        begins = run_begins | ((index - run_first) % BLOCK == 0)  # split runs longer than BLOCK
+        block_of = np.cumsum(begins) - 1
+        first = np.flatnonzero(begins)
+        position = index - first[block_of]
+        pixels = np.full((first.shape[0], BLOCK), -1, np.int64)
+        pixels[block_of, position] = index
+        weights = np.zeros((first.shape[0], BLOCK, axis.taps), np.float32)
+        weights[block_of, position] = axis.weights.numpy()
+        return cls(torch.from_numpy(start[first].astype(np.int64)), torch.from_numpy(pixels),
+                   torch.from_numpy(weights), torch.from_numpy(block_of.astype(np.int64)))
+
+
 @dataclass(frozen=True)
 class ImageMap:
-    """Both axes of the logits -> image mapping for one :class:`FramePlan`."""
+    """Both axes of the logits -> image mapping for one :class:`FramePlan`, and their blocks."""
 
     rows: AxisMap
     cols: AxisMap
+    row_blocks: AxisBlocks
+    col_blocks: AxisBlocks
 
     @classmethod
     def build(cls, plan: FramePlan) -> "ImageMap":
         (ch, cw), (nh, nw), (rh, rw), (h, w) = plan.logits_size, plan.network, plan.resized, plan.image
-        return cls(AxisMap.build(ch, nh, rh, h), AxisMap.build(cw, nw, rw, w))
+        rows, cols = AxisMap.build(ch, nh, rh, h), AxisMap.build(cw, nw, rw, w)
+        return cls(rows, cols, AxisBlocks.build(rows), AxisBlocks.build(cols))
 
 
 def _window_uniform(cell_labels: torch.Tensor, taps_y: int, taps_x: int) -> torch.Tensor:
@@ -134,32 +175,44 @@ def _window_uniform(cell_labels: torch.Tensor, taps_y: int, taps_x: int) -> torc
 def fast_labels(logits: torch.Tensor, image_map: ImageMap, plan: FramePlan | None = None) -> torch.Tensor:
     """Labels (H, W) uint8 equal to ``argmax(reference_logits(...))``, computed on the CPU.
 
-    Needs fewer than 255 classes (255 marks the border pixels while it works). When most pixels
-    are border pixels (noise-like logits) and ``plan`` is given, it falls back to the reference.
+    Works per block (up to 8x8 pixels mixing the same cells): a block whose cells all have the
+    same argmax takes it; only the other blocks get their logits interpolated, as small batched
+    matrix products. Needs fewer than 255 classes (255 marks mixed blocks while it works). When
+    most blocks are mixed (noise-like logits) and ``plan`` is given, it uses the reference.
     """
-    num_classes = logits.shape[1]
-    rows, cols = image_map.rows, image_map.cols
-    code = _window_uniform(logits[0].argmax(dim=0), rows.taps, cols.taps)
-    labels = code.index_select(0, rows.start).index_select(1, cols.start)  # (H, W) uint8
-    flat_labels = labels.view(-1)
-    border = (flat_labels == 255).nonzero().squeeze(1)
-    if border.numel() == 0:
+    num_classes, height, width = logits.shape[1], logits.shape[2], logits.shape[3]
+    rows, cols = image_map.row_blocks, image_map.col_blocks
+    taps_y, taps_x = image_map.rows.taps, image_map.cols.taps
+    image_h, image_w = rows.block_of.shape[0], cols.block_of.shape[0]
+    code = _window_uniform(logits[0].max(dim=0).indices, taps_y, taps_x)
+    block_code = code.index_select(0, rows.start).index_select(1, cols.start)  # (row blocks, col blocks)
+    # One spare element at the end takes the writes of block padding (see below).
+    buffer = torch.empty(image_h * image_w + 1, dtype=torch.uint8)
+    labels = buffer[:-1].view(image_h, image_w)
+    torch.index_select(block_code.index_select(0, rows.block_of), 1, cols.block_of, out=labels)
+    mixed = (block_code == 255).nonzero()
+    if mixed.shape[0] == 0:
         return labels
-    if plan is not None and border.numel() > FAST_LABELS_MAX_BORDER_SHARE * flat_labels.numel():
-        return reference_logits(logits, plan)[0].argmax(dim=0).to(torch.uint8)
-    width = labels.shape[1]
-    ys, xs = border // width, border % width
-    # Channels last, so that every gather below reads whole class vectors.
-    cells = logits[0].permute(1, 2, 0).contiguous()  # (h, w, C)
-    mixed = cells.index_select(0, rows.start) * rows.weights[:, 0].view(-1, 1, 1)  # rows first: (H, w, C)
-    for k in range(1, rows.taps):
-        mixed.add_(cells.index_select(0, rows.start + k) * rows.weights[:, k].view(-1, 1, 1))
-    mixed = mixed.view(-1, num_classes)
-    base = ys * cells.shape[1] + cols.start.index_select(0, xs)
-    weights = cols.weights.index_select(0, xs)  # (N, taps)
-    values = mixed.index_select(0, base) * weights[:, :1]
-    for k in range(1, cols.taps):
-        values.add_(mixed.index_select(0, base + k) * weights[:, k:k + 1])
-    flat_labels.index_copy_(0, border, values.argmax(dim=1).to(torch.uint8))
+    if plan is not None and mixed.shape[0] > FAST_LABELS_MAX_BORDER_SHARE * block_code.numel():
+        return reference_logits(logits, plan)[0].max(dim=0).indices.to(torch.uint8)
+    bi, bj = mixed[:, 0], mixed[:, 1]
+    count = bi.shape[0]
+    # The window of cells of each mixed block, channels last: (K, taps_y, taps_x * C).
+    cell_rows = rows.start.index_select(0, bi)[:, None] + torch.arange(taps_y)
+    cell_cols = cols.start.index_select(0, bj)[:, None] + torch.arange(taps_x)
+    flat = (cell_rows[:, :, None] * width + cell_cols[:, None, :]).reshape(-1)
+    cells = logits[0].permute(1, 2, 0).reshape(height * width, num_classes)
+    window = cells.index_select(0, flat).view(count, taps_y, taps_x * num_classes)
+    # Along y: (K, B, ty) @ (K, ty, tx C); then along x: (K, B, tx) @ (K, tx, B C) -> (K, B_x, B_y, C).
+    along_y = torch.bmm(rows.weights.index_select(0, bi), window).view(count, BLOCK, taps_x, num_classes)
+    along_y = along_y.permute(0, 2, 1, 3).reshape(count, taps_x, BLOCK * num_classes)
+    patch = torch.bmm(cols.weights.index_select(0, bj), along_y).view(count, BLOCK, BLOCK, num_classes)
+    patch_labels = patch.max(dim=3).indices.to(torch.uint8)  # (K, B_x, B_y)
+    spare = image_h * image_w
+    pixel_rows = rows.pixels.index_select(0, bi)
+    pixel_cols = cols.pixels.index_select(0, bj)
+    row_offsets = torch.where(pixel_rows >= 0, pixel_rows * image_w, spare)
+    col_offsets = torch.where(pixel_cols >= 0, pixel_cols, spare)
+    targets = (col_offsets[:, :, None] + row_offsets[:, None, :]).clamp_(max=spare)  # padding -> spare
+    buffer.index_copy_(0, targets.view(-1), patch_labels.view(-1))
     return labels
-

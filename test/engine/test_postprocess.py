@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddrnet_ros.engine.postprocess import (FAST_LABELS_MAX_BORDER_SHARE, AxisMap, ImageMap, apply_threshold,
+from ddrnet_ros.engine.postprocess import (BLOCK, FAST_LABELS_MAX_BORDER_SHARE, AxisBlocks, AxisMap, ImageMap,
+                                           apply_threshold,
                                            confidence_to_uint8, fast_labels, labels_and_confidence,
                                            reference_logits)
 from ddrnet_ros.engine.preprocess import plan_frame
@@ -49,6 +50,21 @@ def test_plain_upsampling_uses_two_cells_per_axis():
     torch.testing.assert_close(axis.weights[3], torch.tensor([1.0, 0.0]))
     torch.testing.assert_close(axis.weights[4], torch.tensor([15 / 16, 1 / 16]))
     torch.testing.assert_close(axis.weights[31], torch.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("n_cells, n_network, n_resized, n_image", [(128, 1024, 1024, 1024), (8, 64, 61, 61),
+                                                                    (64, 512, 455, 1080), (32, 256, 256, 90)])
+def test_blocks_cover_every_pixel_once_and_share_their_cells(n_cells, n_network, n_resized, n_image):
+    axis = AxisMap.build(n_cells, n_network, n_resized, n_image)
+    blocks = AxisBlocks.build(axis)
+    pixels = blocks.pixels[blocks.pixels >= 0]
+    assert sorted(pixels.tolist()) == list(range(n_image))  # each pixel in exactly one block
+    assert blocks.pixels.shape[1] == BLOCK
+    for b in range(blocks.start.shape[0]):
+        members = blocks.pixels[b][blocks.pixels[b] >= 0]
+        assert (blocks.block_of[members] == b).all()
+        assert (axis.start[members] == blocks.start[b]).all()  # one window of cells per block
+        torch.testing.assert_close(blocks.weights[b][: members.shape[0]], axis.weights[members])
 
 
 @pytest.mark.parametrize("size, input_size, keep", PLANS, ids=IDS)

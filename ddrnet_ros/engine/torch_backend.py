@@ -83,7 +83,12 @@ class TorchModel:
         self.dtype = DTYPES[precision]
         self.channels_last = channels_last
         model = model.eval()
-        net = fold_batchnorm(model) if fold_bn else model
+        if fold_bn:
+            net = fold_batchnorm(model)  # a copy
+        elif self.device.type != "cpu" or self.dtype != torch.float32 or channels_last:
+            net = copy.deepcopy(model)  # .to() below works in place: leave the caller's module as it is
+        else:
+            net = model
         net = net.to(self.device, self.dtype)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)

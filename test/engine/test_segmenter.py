@@ -277,3 +277,13 @@ def test_tiny_images_give_outputs_of_their_size(ddrnet, size):
     seg = Segmenter(SegmenterConfig(checkpoint=""), model=ddrnet)
     result = seg.segment(noise(*size), want_confidence=True, want_overlay=True)
     assert result.labels.shape == result.confidence.shape == size and result.overlay.shape == (*size, 3)
+
+
+def test_the_callers_module_keeps_its_dtype_and_layout(ddrnet):
+    before = {k: v.clone() for k, v in ddrnet.state_dict().items()}
+    for optimize in (True, False):
+        Segmenter(SegmenterConfig(checkpoint="", precision="bf16", channels_last=True), model=ddrnet,
+                  optimize=optimize)
+    after = ddrnet.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+    assert ddrnet.conv1[0].weight.is_contiguous()  # not switched to channels_last

@@ -38,8 +38,10 @@ class SegmenterConfig:
     """Model, device, backend and geometry of a Segmenter.
 
     ``checkpoint``: None is the shipped checkpoint, ``""`` random weights (tests and benchmarks).
-    ``input_size``: (height, width) the network runs at, multiples of 8; None runs each image
-    at its own size padded to a multiple of 8. Outputs always have the input image's size.
+    ``input_size``: (height, width) the network runs at, multiples of 8; None takes the size the
+    checkpoint's sidecar recommends (``network_input_size``, the size its quality was measured
+    at), else runs each image at its own size padded to a multiple of 8. Outputs always have
+    the input image's size.
     ``keep_aspect``: letterbox into ``input_size`` (True) or stretch to it (False).
     ``class_map``: a ClassMap, a class YAML path, or None for the built-in Cityscapes classes.
     """

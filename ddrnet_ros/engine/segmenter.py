@@ -85,6 +85,7 @@ class Segmenter:
             model = self._load_model(config)
         else:
             model = model.eval()
+        self.input_size = self._input_size(config)
         self.num_classes = self._num_classes(model)
         self.class_map = self._class_map(config)
         self.class_map.check_num_classes(self.num_classes)
@@ -101,7 +102,7 @@ class Segmenter:
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
         if warmup:
-            self.segment(np.zeros((*(config.input_size or (256, 512)), 3), np.uint8))
+            self.segment(np.zeros((*(self.input_size or (256, 512)), 3), np.uint8))
 
     # ------------------------------------------------------------------ construction
     def _load_model(self, config: SegmenterConfig) -> nn.Module:
@@ -123,6 +124,20 @@ class Segmenter:
         self.checkpoint_path = path
         self.checkpoint_sha256 = sha256_of(path)
         return model.eval()
+
+    def _input_size(self, config: SegmenterConfig) -> tuple[int, int] | None:
+        """The configured network size, else the one the checkpoint was measured at (sidecar)."""
+        if config.input_size is not None:
+            return tuple(config.input_size)
+        recommended = self.metadata.get("network_input_size")
+        if recommended is None:
+            return None
+        size = tuple(int(v) for v in recommended)
+        if len(size) != 2 or any(v <= 0 or v % 8 for v in size):
+            raise EngineConfigError("input_size", recommended, "positive multiples of 8",
+                                    f"the sidecar of {self.checkpoint_path} recommends an unusable size")
+        log.info("network input %dx%d, as recommended by %s", size[0], size[1], self.checkpoint_path)
+        return size
 
     def _num_classes(self, model: nn.Module) -> int:
         num_classes = getattr(model, "num_classes", None) or self.config.num_classes
@@ -170,7 +185,7 @@ class Segmenter:
         key = (height, width)
         entry = self._plans.get(key)
         if entry is None:
-            plan = plan_frame(height, width, self.config.input_size, self.config.keep_aspect)
+            plan = plan_frame(height, width, self.input_size, self.config.keep_aspect)
             entry = (plan, ImageMap.build(plan) if self._cuda is None else None)
             with self._lock:
                 if len(self._plans) >= 16:  # many sizes in one process: keep the cache bounded

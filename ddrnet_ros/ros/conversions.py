@@ -31,7 +31,7 @@ def image_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
 
 def segmentation_info_msg(header: Header, segmenter: Segmenter) -> SegmentationInfo:
     """What /segmentation/labels means: model, network size, ignore label and the class map."""
-    height, width = segmenter.config.input_size or (0, 0)
+    height, width = segmenter.input_size or (0, 0)
     class_map = segmenter.class_map
     classes = [ClassInfo(id=i, name=name, r=int(c[0]), g=int(c[1]), b=int(c[2]))
                for i, (name, c) in enumerate(zip(class_map.names, class_map.colors))]

@@ -287,3 +287,23 @@ def test_the_callers_module_keeps_its_dtype_and_layout(ddrnet):
     after = ddrnet.state_dict()
     assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
     assert ddrnet.conv1[0].weight.is_contiguous()  # not switched to channels_last
+
+
+def test_network_runs_at_the_size_the_checkpoint_sidecar_recommends(tmp_path):
+    model = create_model("ddrnet23_slim", num_classes=19)
+    path = save_checkpoint(model, tmp_path / "small.pt", {"network_input_size": [64, 128]})
+    seg = Segmenter(SegmenterConfig(checkpoint=str(path)))
+    assert seg.input_size == (64, 128)
+    assert seg.network_size(240, 320) == (64, 128)
+    assert seg.segment(noise(240, 320)).labels.shape == (240, 320)
+    explicit = Segmenter(SegmenterConfig(checkpoint=str(path), input_size=(128, 256)))
+    assert explicit.network_size(240, 320) == (128, 256)
+    plain = save_checkpoint(model, tmp_path / "plain.pt", {})
+    assert Segmenter(SegmenterConfig(checkpoint=str(plain))).network_size(240, 320) == (240, 320)
+
+
+def test_unusable_recommended_size_in_a_sidecar_is_a_config_error(tmp_path):
+    model = create_model("ddrnet23_slim", num_classes=19)
+    path = save_checkpoint(model, tmp_path / "odd.pt", {"network_input_size": [60, 128]})
+    with pytest.raises(ValueError, match="input_size.*odd.pt"):
+        Segmenter(SegmenterConfig(checkpoint=str(path)))

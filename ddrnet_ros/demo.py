@@ -51,7 +51,8 @@ def main(args: argparse.Namespace) -> int:
 
     checkpoint = args.checkpoint or str(default_checkpoint())
     if args.checkpoint is None and not Path(checkpoint).exists():
-        return fail("demo", f"the shipped checkpoint {checkpoint} is missing; run `make setup` or pass --checkpoint")
+        return fail("demo", f"the shipped checkpoint {checkpoint} is missing from the package (an incomplete "
+                               "checkout or install); restore it or pass --checkpoint")
     variant = args.variant or DEFAULT_VARIANT
     seed = HELDOUT_SEED_START if args.seed is None else args.seed
     out = args.output_dir

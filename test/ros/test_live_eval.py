@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import threading
 
 import numpy as np
@@ -79,8 +78,8 @@ def bag(tmp_path):
 
 
 @pytest.fixture
-def echo_node():
-    domain_id = random.randint(110, 230)
+def echo_node(ros_domain_id):
+    domain_id = ros_domain_id
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)
     executor = SingleThreadedExecutor(context=context)
@@ -116,11 +115,11 @@ def test_live_scores_match_a_direct_computation_and_unanswered_frames_count_as_d
     assert set(doc["pictures"]) == {"iou", "confusion", "latency", "samples"}
 
 
-def test_live_evaluation_without_a_node_fails_in_one_line(bag):
+def test_live_evaluation_without_a_node_fails_in_one_line(bag, ros_domain_id):
     from ddrnet_ros.ros.live_eval import LiveEvalError
 
     with pytest.raises(LiveEvalError, match="no node subscribed to /camera/image_raw") as err:
-        evaluate_live(bag, CAMERA, GROUND_TRUTH, node_wait_s=1.0, domain_id=random.randint(110, 230))
+        evaluate_live(bag, CAMERA, GROUND_TRUTH, node_wait_s=1.0, domain_id=ros_domain_id)
     assert "\n" not in str(err.value)
 
 
@@ -138,14 +137,15 @@ def random_checkpoint(tmp_path_factory):
     return path
 
 
-def test_real_node_labels_score_like_the_engine_on_the_same_frames(tmp_path, random_checkpoint, monkeypatch):
+def test_real_node_labels_score_like_the_engine_on_the_same_frames(tmp_path, random_checkpoint, monkeypatch,
+                                                                  ros_domain_id):
     """`ddrnet-ros run` in its own process, fed by the player; its labels equal the engine's own."""
     from ddrnet_ros.data.bags import BagReader
     from ddrnet_ros.data.make_bag import write_synthetic_bag
     from ddrnet_ros.engine import Segmenter, SegmenterConfig
     from ddrnet_ros.ros.live_eval import NodeProcess, node_params
 
-    domain_id = random.randint(110, 230)
+    domain_id = ros_domain_id
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id))
     bag = write_synthetic_bag(tmp_path / "bag", 4, 64, 128, rate_hz=5.0)
     params = node_params(CAMERA, False, str(random_checkpoint), "ddrnet23_slim", "cpu", "torch")
@@ -167,12 +167,11 @@ def test_real_node_labels_score_like_the_engine_on_the_same_frames(tmp_path, ran
     assert node.process.returncode is not None  # stopped on leaving the block
 
 
-def test_demo_runs_end_to_end_and_prints_the_headline(tmp_path, random_checkpoint):
-    import os
+def test_demo_runs_end_to_end_and_prints_the_headline(tmp_path, random_checkpoint, ros_env):
     import subprocess
     import sys
 
-    env = {**os.environ, "ROS_DOMAIN_ID": str(random.randint(110, 230))}
+    env = ros_env
     done = subprocess.run(
         [sys.executable, "-m", "ddrnet_ros.cli", "demo", "--output-dir", str(tmp_path / "demo"), "--frames", "3",
          "--height", "64", "--width", "128", "--checkpoint", str(random_checkpoint), "--device", "cpu",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -28,9 +27,9 @@ FRAMES = 5
 
 
 @pytest.fixture
-def domain_id() -> int:
-    """A DDS domain of this test alone: teammates' tests publish the same topic names."""
-    return random.randint(110, 230)
+def domain_id(ros_domain_id: int) -> int:
+    """A DDS domain of this test alone (locked for it: other tests publish the same topic names)."""
+    return ros_domain_id
 
 
 @pytest.fixture

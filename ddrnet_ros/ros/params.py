@@ -85,8 +85,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "torch", "Inference backend.", ", ".join(BACKENDS), _is_str),
     ParamSpec("precision", "fp32", "Numeric precision of inference (fp16 needs CUDA).", ", ".join(PRECISIONS),
               _is_str),
-    ParamSpec("input_size", [0, 0], "Network input [height, width]; [0, 0]: each image's own size "
-              "(padded to a multiple of 8). Outputs always have the input image's size.",
+    ParamSpec("input_size", [0, 0], "Network input [height, width]; [0, 0]: the size the checkpoint's sidecar "
+              "recommends, else each image's own size (padded to a multiple of 8). Outputs always have "
+              "the input image's size.",
               "[height, width]: [0, 0] or positive multiples of 8",
               lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v)),
     ParamSpec("keep_aspect", True, "Letterbox to input_size keeping the aspect ratio (false: stretch).",

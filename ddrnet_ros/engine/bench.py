@@ -82,7 +82,11 @@ def available_backends() -> list[str]:
 def make_contenders(variant: str, checkpoint: str, threads: int, backends: list[str],
                     channels_last: bool) -> list[Contender]:
     base = dict(variant=variant, checkpoint=checkpoint, device="cpu", num_threads=threads)
-    model = Segmenter(SegmenterConfig(**base), optimize=False)  # loads the weights once
+    # Load the weights once; every contender then gets the module itself, so that all of them
+    # run the network at the measured image size (a checkpoint's recommended network size
+    # would otherwise apply to the loading Segmenter alone).
+    module = Segmenter(SegmenterConfig(**base)).module
+    model = Segmenter(SegmenterConfig(**base), module, optimize=False)
     contenders = [Contender("eager fp32 (plain)", model)]
     for backend in backends:
         if backend == "torch":

@@ -39,3 +39,14 @@ def test_bench_rejects_bad_sizes(capsys):
         cli_main(["bench", "--sizes", "64by128"])
     assert info.value.code == 2
     assert "size must be HEIGHTxWIDTH" in capsys.readouterr().err
+
+
+def test_every_contender_runs_the_network_at_the_measured_image_size(tmp_path):
+    """A checkpoint recommending another network size must not shrink the baseline alone."""
+    from ddrnet_ros.engine.bench import make_contenders
+    from ddrnet_ros.model import create_model, save_checkpoint
+
+    path = save_checkpoint(create_model("ddrnet23_slim"), tmp_path / "small.pt", {"network_input_size": [64, 128]})
+    contenders = make_contenders("ddrnet23_slim", str(path), 1, ["torch"], channels_last=False)
+    assert len(contenders) == 2
+    assert all(c.segmenter.network_size(96, 160) == (96, 160) for c in contenders)

@@ -66,8 +66,12 @@ def test_a_class_config_that_does_not_fit_the_model_fails_configure(harness, che
     assert "class_config" in node.configure_error
 
 
-@pytest.mark.skipif(default_checkpoint().is_file(), reason="the shipped checkpoint is present")
-def test_a_missing_shipped_checkpoint_fails_configure_naming_the_file(harness):
+def test_a_missing_shipped_checkpoint_fails_configure_naming_the_file(harness, monkeypatch):
+    import ddrnet_ros.resources
+
+    # a package whose checkpoint file went missing (an incomplete install)
+    monkeypatch.setattr(ddrnet_ros.resources, "DEFAULT_CHECKPOINT_NAME", "missing_checkpoint.pt")
+    assert not default_checkpoint().is_file()
     node = harness.node(autostart=False, checkpoint="")
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert default_checkpoint().name in node.configure_error

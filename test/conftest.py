@@ -139,3 +139,17 @@ def spawn_python(ros_env: dict[str, str]) -> Iterator[Callable[..., subprocess.P
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seeded random DDRNet-23-slim weights saved like any checkpoint, so that every process
+    that loads it (the node, the evaluator, the test itself) predicts the same."""
+    import torch
+
+    from ddrnet_ros.model import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "random.pt"
+    save_checkpoint(create_model("ddrnet23_slim").eval(), path)
+    return path

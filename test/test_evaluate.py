@@ -17,18 +17,9 @@ from ddrnet_ros.metrics import ConfusionAccumulator
 FRAMES, H, W = 3, 64, 128
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A seeded random DDRNet-23-slim saved like any checkpoint, so two loads predict the same."""
-    import torch
-
-    from ddrnet_ros.model import create_model
-    from ddrnet_ros.model.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "random.pt"
-    save_checkpoint(create_model("ddrnet23_slim").eval(), path)
-    return path
+@pytest.fixture
+def checkpoint(random_checkpoint):
+    return random_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -123,20 +123,6 @@ def test_live_evaluation_without_a_node_fails_in_one_line(bag, ros_domain_id):
     assert "\n" not in str(err.value)
 
 
-@pytest.fixture(scope="module")
-def random_checkpoint(tmp_path_factory):
-    """Seeded random DDRNet-23-slim weights in a file, so the node and this test load the same model."""
-    import torch
-
-    from ddrnet_ros.model import create_model
-    from ddrnet_ros.model.checkpoint import save_checkpoint
-
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("ckpt") / "random.pt"
-    save_checkpoint(create_model("ddrnet23_slim").eval(), path)
-    return path
-
-
 def test_real_node_labels_score_like_the_engine_on_the_same_frames(tmp_path, random_checkpoint, monkeypatch,
                                                                   ros_domain_id):
     """`ddrnet-ros run` in its own process, fed by the player; its labels equal the engine's own."""

@@ -948,9 +948,13 @@ def _chunk(layout: _Layout, key: tuple[int, int], index: int) -> list[_Object]:
                         objects.append(_person(rng, layout.side_x(side, d + rng.uniform(-0.4, 0.4)), ps + k * rng.uniform(0.5, 1.2), speed))
                 else:
                     objects.append(_person(rng, layout.side_x(side, d), ps, speed))
-            if rng.random() < 0.25:  # parked bicycles
+            # parked bicycles at the sidewalk's outer edge, parked motorcycles at the curb
+            for _ in range(rng.binomial(2, 0.3)):
                 d = side.curb + side.grass + side.sidewalk - 0.4
                 objects.append(_two_wheeler(rng, layout.side_x(side, d), float(rng.uniform(s_start, s_end)), 0.0, motor=False, ridden=False))
+            if rng.random() < 0.3:
+                d = side.curb + side.grass + 0.5
+                objects.append(_two_wheeler(rng, layout.side_x(side, d), float(rng.uniform(s_start, s_end)), 0.0, motor=True, ridden=False))
         # parked cars
         if side.parking:
             px = 1.1 if side.sign < 0 else layout.road_width - 1.1
@@ -970,7 +974,7 @@ def _chunk(layout: _Layout, key: tuple[int, int], index: int) -> list[_Object]:
         oncoming = lane < layout.oncoming
         s = s_start + float(rng.uniform(0, 20))
         while s < s_end:
-            kind = str(rng.choice(["car", "van", "truck", "bus", "moto", "bike"], p=[0.66, 0.1, 0.09, 0.07, 0.04, 0.04]))
+            kind = str(rng.choice(["car", "van", "truck", "bus", "moto", "bike"], p=[0.58, 0.09, 0.09, 0.07, 0.085, 0.085]))
             speed = layout.lane_speed[lane]
             x = lx + float(rng.uniform(-0.3, 0.3))
             if kind in ("moto", "bike"):
@@ -982,7 +986,7 @@ def _chunk(layout: _Layout, key: tuple[int, int], index: int) -> list[_Object]:
             if not (speed == layout.ego_speed and -12.0 < s < 6.0):  # keep clear of the ego car
                 objects.append(obj)
             s += obj.length + float(rng.uniform(6.0, 40.0)) / layout.traffic_density
-    if rng.random() < 0.02:  # a tram in the middle of the road
+    if rng.random() < 0.08:  # a tram in the middle of the road
         objects.append(_vehicle(rng, "tram", layout.road_width / 2, s_start + float(rng.uniform(0, 30)), 0.0, facing_us=bool(rng.random() < 0.5)))
     return objects
 

@@ -64,6 +64,10 @@ class TrainingError(RuntimeError):
 # command line
 
 
+#: --precision -> autocast dtype (None: plain fp32).
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def _size(text: str) -> tuple[int, int]:
     """``256`` -> (256, 256); ``256x512`` -> (256, 512) as (height, width)."""
     try:
@@ -141,6 +145,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--log-every", type=int, default=50, metavar="N",
                      help="log a progress line every N iterations when stderr is not a terminal")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    run.add_argument("--precision", choices=sorted(AUTOCAST_DTYPES), default="fp32",
+                     help="forward pass under autocast: bf16 is ~1.5x faster on CPUs with AVX512-BF16 and on "
+                          "recent GPUs; fp16 (CUDA only) uses loss scaling. Weights and the loss stay fp32")
+    run.add_argument("--channels-last", action="store_true",
+                     help="NHWC memory format (faster convolutions on CPUs with oneDNN and on tensor cores)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,7 +375,8 @@ def checkpoint_metadata(args: argparse.Namespace, class_map: ClassMap, data: dic
                    "ohem_threshold": args.ohem_threshold, "min_kept": args.min_kept,
                    "scale_range": [args.scale_min, args.scale_max], "flip": not args.no_flip, "seed": args.seed,
                    "init": args.init, "time_budget_min": args.time_budget,
-                   "anneal_to_budget": args.anneal_to_budget},
+                   "anneal_to_budget": args.anneal_to_budget, "precision": args.precision,
+                   "channels_last": args.channels_last},
         "val_miou": None if scores is None else scores["mIoU"],
         "val_per_class_iou": None if scores is None else scores["per_class_iou"],
         "val_pixel_accuracy": None if scores is None else scores["pixel_accuracy"],
@@ -409,6 +419,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise TrainingError("--epochs must be at least 1")
     if args.anneal_to_budget and not args.time_budget:
         raise TrainingError("--anneal-to-budget needs --time-budget")
+    if args.precision == "fp16" and not str(args.device).startswith("cuda"):
+        raise TrainingError("--precision fp16 needs a CUDA --device; use bf16 on the CPU")
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -434,7 +446,11 @@ def train(args: argparse.Namespace) -> dict:
         for what in init_from_checkpoint(model, args.init):
             LOG.info("init: %s initialised fresh", what)
         LOG.info("init: loaded %s", args.init)
-    model.to(device).train()
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format).train()
+    autocast_dtype = AUTOCAST_DTYPES[args.precision]
+    # Loss scaling keeps small fp16 gradients from flushing to zero; bf16 has fp32's range.
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype is torch.float16)
 
     criterion = OhemCrossEntropy(class_map.ignore_label, args.ohem_threshold, args.min_kept)
     loss_fn = DDRNetLoss(criterion, weights=(1.0, args.aux_weight))
@@ -525,14 +541,20 @@ def train(args: argparse.Namespace) -> dict:
             lr = poly_lr(args.lr, progress(iteration), args.poly_power)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            outputs = model(images)
+            images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
+                                enabled=autocast_dtype is not None):
+                outputs = model(images)
+            # OHEM ranks softmax probabilities: compute it in fp32 whatever the forward ran in.
+            outputs = outputs.float() if isinstance(outputs, torch.Tensor) else [o.float() for o in outputs]
             loss = loss_fn(outputs, labels)
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss became {loss.item()} at iteration {iteration}; lower --lr")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             iteration += 1
             state.iteration = iteration
 

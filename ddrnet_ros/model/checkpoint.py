@@ -153,7 +153,9 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, A
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+    # Contiguous copies: a model trained channels-last must still save the plain NCHW layout.
+    state = {k: v.detach().cpu().contiguous(memory_format=torch.contiguous_format).clone()
+             for k, v in model.state_dict().items()
              if include_aux or not k.startswith(AUX_PREFIX)}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)

@@ -144,6 +144,36 @@ def test_color_overlay_and_confidence_follow_the_labels_once_subscribed(harness,
     assert all(out[0].header.stamp.sec == 2 for out in outputs.values())  # frame 1 came before subscribers
 
 
+def test_color_overlay_and_confidence_are_not_computed_while_nobody_subscribes(harness, checkpoint_file, make_image,
+                                                                              make_image_msg):
+    node = harness.node(checkpoint=str(checkpoint_file))
+    engine_calls: list[tuple[dict, object]] = []
+    real_segment = node.segmenter.segment
+
+    def recording_segment(*args, **kwargs):  # the real engine, with its requests and results recorded
+        result = real_segment(*args, **kwargs)
+        engine_calls.append((kwargs, result))
+        return result
+
+    node.segmenter.segment = recording_segment
+    labels = harness.collect(Image, "segmentation/labels")
+    camera = harness.publisher(Image, "camera/image_raw")
+    harness.wait_matched(camera)
+    camera.publish(make_image_msg(make_image(32, 48), stamp=(1, 0)))
+    harness.wait_for(lambda: labels, "labels with no other subscriber")
+    wanted, result = engine_calls[0]
+    assert not (wanted["want_color"] or wanted["want_overlay"] or wanted["want_confidence"])
+    assert result.color is None and result.overlay is None and result.confidence is None
+
+    overlays = harness.collect(Image, "segmentation/overlay")
+    harness.wait_for(lambda: node.cameras[0].publishers["overlay"].get_subscription_count() > 0, "overlay subscriber")
+    camera.publish(make_image_msg(make_image(32, 48), stamp=(2, 0)))
+    harness.wait_for(lambda: overlays and len(labels) == 2, "labels and overlay")
+    wanted, result = engine_calls[1]
+    assert wanted["want_overlay"] and not (wanted["want_color"] or wanted["want_confidence"])
+    assert result.overlay is not None and result.color is None and result.confidence is None
+
+
 def test_label_info_reaches_a_subscriber_that_starts_late(harness, checkpoint_file):
     harness.node(checkpoint=str(checkpoint_file))
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

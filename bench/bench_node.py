@@ -169,8 +169,21 @@ def transport_case(pub_transport: str, sub_transport: str, reliability: str, cou
 FRAME_LOG = re.compile(r"frame (\d+)\.(\d{9}) waited ([\d.]+) ms, inference ([\d.]+) ms, in node ([\d.]+) ms")
 
 
-def node_case(rate: float, count: int, transport: str, input_size: tuple[int, int], domain: int, tmp: Path) -> dict:
+#: Process settings compared side by side for the node alone (camera and receiver unchanged).
+NODE_SETTINGS: dict[str, dict[str, str]] = {
+    "as shipped": {},
+    "OMP spin": {"OMP_WAIT_POLICY": "ACTIVE"},
+    "OMP passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "async publish": {"RMW_FASTRTPS_PUBLICATION_MODE": "ASYNCHRONOUS"},
+    "sync publish": {"RMW_FASTRTPS_PUBLICATION_MODE": "SYNCHRONOUS"},
+}
+
+
+def node_case(rate: float, count: int, transport: str, input_size: tuple[int, int], domain: int, tmp: Path,
+              node_env: dict[str, str] | None = None) -> dict:
     env = _env(transport, domain)
+    for name in ("OMP_WAIT_POLICY", "RMW_FASTRTPS_PUBLICATION_MODE"):
+        env.pop(name, None)  # the cases below set them explicitly; nothing leaks in from the shell
     log_path, out, ready = tmp / f"node{domain}.log", tmp / f"labels{domain}.json", tmp / f"ready{domain}"
     with open(log_path, "w") as log:
         node = subprocess.Popen(
@@ -178,7 +191,7 @@ def node_case(rate: float, count: int, transport: str, input_size: tuple[int, in
              "--ros-args", "-p", "checkpoint:=random", "-p", "device:=cpu",
              "-p", f"input_size:=[{input_size[0]}, {input_size[1]}]",
              "-r", "camera/image_raw:=bench_image", "--log-level", "segmentation_node:=debug"],
-            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            env={**env, **(node_env or {})}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         receiver = _child("receive", env, "--topic", "segmentation/labels", "--reliability", "reliable",
                           "--out", str(out), "--ready", str(ready), "--idle", "5", "--timeout", str(60 + count))
         _wait_file(ready, 20)
@@ -237,7 +250,7 @@ def main() -> int:
     parser.add_argument("--ready")
     parser.add_argument("--idle", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=60.0)
-    parser.add_argument("--only", choices=("transport", "node"))
+    parser.add_argument("--only", choices=("transport", "node", "settings"))
     parser.add_argument("--frames", type=int, default=40, help="frames per case")
     parser.add_argument("--input-size", type=int, nargs=2, default=(128, 256), metavar=("H", "W"),
                         help="network input size of the node (0 0: full 2048x1024)")
@@ -285,6 +298,23 @@ def main() -> int:
                           f"{r['dds'][0]:6.1f}/{r['dds'][1]:<6.1f} {r['latency_growth_ms']:7.1f}", flush=True)
                     if "node_log_tail" in r:
                         print(r["node_log_tail"])
+        if args.only in (None, "settings"):
+            size = tuple(args.input_size)
+            print(f"\nnode process settings, camera on the node profile, 10 Hz, {args.frames} frames each "
+                  "(the camera and receiver processes unchanged)")
+            print(f"{'setting':>14} {'done':>4} {'drop':>4} {'e2e p50/p99':>13} {'engine p50/p99':>15} "
+                  f"{'overhead p50/p99':>17} {'work p50/p99':>13} {'dds p50/p99':>13}")
+            results["settings"] = []
+            for name, node_env in NODE_SETTINGS.items():
+                r = node_case(10.0, args.frames, "shm-profile", size, args.domain, tmp, node_env)
+                r["setting"] = name
+                results["settings"].append(r)
+                print(f"{name:>14} {r['processed']:>4} {r['dropped']:>4} {r['e2e'][0]:6.1f}/{r['e2e'][1]:<6.1f} "
+                      f"{r['engine'][0]:7.1f}/{r['engine'][1]:<7.1f} {r['overhead'][0]:8.1f}/{r['overhead'][1]:<8.1f} "
+                      f"{r['node_work'][0]:6.1f}/{r['node_work'][1]:<6.1f} {r['dds'][0]:6.1f}/{r['dds'][1]:<6.1f}",
+                      flush=True)
+                if "node_log_tail" in r:
+                    print(r["node_log_tail"])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -106,16 +106,21 @@ class LabelScorer(Node):
             if sent is None or stamp in self.answered:
                 self.unknown_stamps += 1
                 return
-            self.answered[stamp] = (arrival - sent) * 1000.0
-        gt = self.ground_truth.get(stamp)
-        if gt is not None:
-            if gt.shape != labels.shape:
-                self.bad_messages += 1
-                self.get_logger().warning(f"labels at stamp {stamp} are {labels.shape[1]}x{labels.shape[0]}, "
-                                          f"ground truth {gt.shape[1]}x{gt.shape[0]}: not scored")
-                return
-            self.accumulator.update(labels, gt)
-        self.predictions[stamp] = shrink(labels)
+        try:
+            gt = self.ground_truth.get(stamp)
+            if gt is not None:
+                if gt.shape != labels.shape:
+                    self.bad_messages += 1
+                    self.get_logger().warning(f"labels at stamp {stamp} are {labels.shape[1]}x{labels.shape[0]}, "
+                                              f"ground truth {gt.shape[1]}x{gt.shape[0]}: not scored")
+                    return
+                self.accumulator.update(labels, gt)
+            self.predictions[stamp] = shrink(labels)
+        finally:
+            # Counted as answered only once scored: the run ends when every frame is answered,
+            # and must not read the scores while the last frame is still being added.
+            with self.lock:
+                self.answered[stamp] = (arrival - sent) * 1000.0
 
 
 def load_ground_truth(bag: BagReader, image_topic: str, label_topic: str | None) -> dict[int, np.ndarray]:

@@ -198,6 +198,21 @@ def test_make_bag_pairs_each_synthetic_frame_with_its_labels(tmp_path, storage, 
             np.testing.assert_array_equal(frame.pixels, synthetic.image)
 
 
+def test_make_bag_scenes_mode_writes_independent_scenes_of_consecutive_seeds(tmp_path):
+    from ddrnet_ros.cli import main
+    from ddrnet_ros.data.synthetic import generate_scene
+
+    assert main(["make-bag", str(tmp_path / "bag"), "--frames", "3", "--height", "32", "--width", "64",
+                 "--seed", "77", "--scenes"]) == 0
+    with BagReader(tmp_path / "bag") as bag:
+        pairs = list(bag.labelled_images(CAMERA, LABELS))
+    assert len(pairs) == 3
+    for seed, (frame, gt) in zip((77, 78, 79), pairs):
+        scene = generate_scene(seed, 32, 64)
+        np.testing.assert_array_equal(frame.pixels, scene.image)
+        np.testing.assert_array_equal(gt.pixels, scene.labels)
+
+
 def test_make_bag_cli_refuses_an_existing_output_with_one_line(tmp_path, capsys):
     from ddrnet_ros.cli import main
 

@@ -25,6 +25,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def size_argument(text: str) -> tuple[int, int]:
+    """argparse type for sizes: ``256`` -> (256, 256); ``256x512`` -> (256, 512) as (height, width)."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH or N, got {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH or N, got {text!r}")
+    return parts[0], parts[1]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ddrnet-ros", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

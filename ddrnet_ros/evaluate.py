@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from .cli import size_argument
 from .data.bags import BagError, BagReader, BagWriter, StampedImage
 from .metrics import ConfusionAccumulator
 from .report import EvaluationReport, Sample, sample_indices, shrink, write_report
@@ -49,7 +50,8 @@ def bag_description(bag: BagReader, image_topic: str, label_topic: str | None) -
 def model_description(segmenter: Any, config: Any) -> dict[str, Any]:
     return {"variant": segmenter.variant, "checkpoint": str(config.checkpoint) if config.checkpoint else None,
             "checkpoint_sha256": segmenter.checkpoint_sha256, "backend": config.backend,
-            "device": str(segmenter.device)}
+            "device": str(segmenter.device),
+            "network_input_size": list(segmenter.input_size) if segmenter.input_size else None}
 
 
 def evaluate_bag(bag_path: str | Path, image_topic: str, label_topic: str | None, segmenter: Any,
@@ -126,6 +128,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-topic", default="/camera/image_raw", help="camera topic (Image or CompressedImage)")
     parser.add_argument("--label-topic", default=None, help="ground-truth topic (mono8 train ids); omit: latency only")
     add_model_arguments(parser)
+    parser.add_argument("--input-size", type=size_argument, default=None, metavar="HxW",
+                        help="network input size (default: the checkpoint's network_input_size, else the image's)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many camera frames")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR,
                         help=f"where report.json, report.md and the pictures go (default {DEFAULT_OUTPUT_DIR})")
@@ -138,7 +142,7 @@ def load_segmenter(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from .engine import Segmenter, SegmenterConfig
 
     config = SegmenterConfig(variant=args.variant, checkpoint=args.checkpoint, backend=args.backend,
-                             device=args.device)
+                             device=args.device, input_size=getattr(args, "input_size", None))
     segmenter = Segmenter(config)
     return segmenter, model_description(segmenter, config)
 

@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .classes import ClassMap, ClassMapError
+from .cli import size_argument
 from .data.datasets import (AugmentedPairs, BagDataset, CityscapesDataset, DatasetLayoutError,
                             SyntheticScenes, ValidationPairs)
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainAugmentation
@@ -68,19 +69,6 @@ class TrainingError(RuntimeError):
 AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _size(text: str) -> tuple[int, int]:
-    """``256`` -> (256, 256); ``256x512`` -> (256, 512) as (height, width)."""
-    try:
-        parts = [int(p) for p in text.lower().split("x")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH or N, got {text!r}") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) <= 0:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH or N, got {text!r}")
-    return parts[0], parts[1]
-
-
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--variant", default=DEFAULT_VARIANT, choices=sorted(VARIANTS), help="DDRNet variant")
@@ -110,7 +98,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--max-val-frames", type=int, default=None, help="validate on at most this many frames")
 
     aug = parser.add_argument_group("augmentation")
-    aug.add_argument("--crop", type=_size, default=(512, 512), metavar="HxW", help="training crop (multiples of 8)")
+    aug.add_argument("--crop", type=size_argument, default=(512, 512), metavar="HxW", help="training crop (multiples of 8)")
     aug.add_argument("--scale-min", type=float, default=0.5)
     aug.add_argument("--scale-max", type=float, default=2.0)
     aug.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")

@@ -80,6 +80,27 @@ def test_report_matches_a_direct_computation_and_output_bag_keeps_stamps(bag, ch
         assert color.pixels.shape == (H, W, 3)
 
 
+def test_input_size_sets_the_network_size_the_frames_are_scored_at(bag, checkpoint, tmp_path):
+    assert _evaluate(bag, "--label-topic", LABELS, "--checkpoint", checkpoint, "--device", "cpu",
+                     "--input-size", "32x64", "--output-dir", tmp_path) == 0
+    from ddrnet_ros.engine import Segmenter, SegmenterConfig
+
+    segmenter = Segmenter(SegmenterConfig(checkpoint=str(checkpoint), device="cpu", input_size=(32, 64)))
+    direct = ConfusionAccumulator(segmenter.class_map.num_classes)
+    with BagReader(bag) as reader:
+        for frame, gt in reader.labelled_images(CAMERA, LABELS):
+            direct.update(segmenter.segment(frame.pixels).labels, gt.pixels)
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["model"]["network_input_size"] == [32, 64]
+    assert np.array_equal(np.array(doc["metrics"]["confusion_matrix"]["counts"]), direct.matrix)
+    # at the frame's own size the same frames give other labels: the option took effect
+    full, at_frame_size = ConfusionAccumulator(segmenter.class_map.num_classes), _segmenter(checkpoint)
+    with BagReader(bag) as reader:
+        for frame, gt in reader.labelled_images(CAMERA, LABELS):
+            full.update(at_frame_size.segment(frame.pixels).labels, gt.pixels)
+    assert not np.array_equal(full.matrix, direct.matrix)
+
+
 def test_without_ground_truth_only_latency_is_reported(bag, checkpoint, tmp_path):
     assert _evaluate(bag, "--checkpoint", checkpoint, "--device", "cpu", "--max-frames", "2",
                      "--output-dir", tmp_path) == 0

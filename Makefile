@@ -13,7 +13,7 @@ LAUNCH_OVERLAY_MIRRORS ?= $(abspath ../.mirror)
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help setup test demo bench launch-overlay test-launch clean
+.PHONY: help setup test demo bench launch-overlay test-launch vision-msgs test-full clean
 
 help:
 	@echo "make demo           set up, then run the main job on the shipped checkpoint (ddrnet-ros demo)"
@@ -22,6 +22,8 @@ help:
 	@echo "make setup          only set up: .venv/ and the ROS 2 messages (build/ros/install)"
 	@echo "make launch-overlay build the ROS 2 launch stack into $(OVERLAY)/ (needs the git mirrors)"
 	@echo "make test-launch    the test suite with the launch stack, so launch_pytest tests run too"
+	@echo "make vision-msgs    build vision_msgs from its git mirror into build/vision_msgs/ (no wheel exists)"
+	@echo "make test-full      the test suite with the launch stack and vision_msgs: nothing skips"
 	@echo "make clean          remove build/ (the message build); keeps .venv/"
 
 setup:
@@ -44,6 +46,14 @@ launch-overlay: setup
 # The overlay's env.sh puts launch & co. (and the pytest<8.4 that launch_pytest needs) first.
 test-launch: launch-overlay
 	source $(OVERLAY)/env.sh && $(PY) -m pytest $(PYTEST_ARGS)
+
+VISION_MSGS_MIRROR ?= $(LAUNCH_OVERLAY_MIRRORS)/ros-perception+vision_msgs/repo
+
+vision-msgs: setup
+	scripts/build_vision_msgs.sh $(VISION_MSGS_MIRROR) build/vision_msgs
+
+test-full: launch-overlay vision-msgs
+	source $(OVERLAY)/env.sh && source build/vision_msgs/env.sh && $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf build

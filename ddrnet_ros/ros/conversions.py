@@ -49,9 +49,11 @@ def vision_label_info_type() -> type | None:
     return LabelInfo
 
 
-def vision_label_info_msg(header: Header, class_map: ClassMap):
-    """The class map as vision_msgs/LabelInfo (call only where :func:`vision_label_info_type` is not None)."""
+def vision_label_info_msg(header: Header, class_map: ClassMap, confidence_threshold: float):
+    """The class map as vision_msgs/LabelInfo (call only where :func:`vision_label_info_type` is not None);
+    ``threshold`` is the confidence below which the labels say 255."""
     from vision_msgs.msg import LabelInfo, VisionClass
 
     return LabelInfo(header=header, class_map=[VisionClass(class_id=i, class_name=name)
-                                               for i, name in enumerate(class_map.names)], threshold=0.0)
+                                               for i, name in enumerate(class_map.names)],
+                     threshold=float(confidence_threshold))

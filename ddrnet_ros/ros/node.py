@@ -149,7 +149,8 @@ class SegmentationNode(LifecycleNode):
         header = self._header()
         self._label_info_pub.publish(segmentation_info_msg(header, self.segmenter))
         if self._vision_label_info_pub is not None:
-            self._vision_label_info_pub.publish(vision_label_info_msg(header, self.segmenter.class_map))
+            self._vision_label_info_pub.publish(vision_label_info_msg(
+                header, self.segmenter.class_map, self.settings.confidence_threshold))
         for camera in self.cameras:
             camera.stats = CameraStats(camera.name)
             self._subscribe(camera)

@@ -189,6 +189,21 @@ def test_label_info_reaches_a_subscriber_that_starts_late(harness, checkpoint_fi
     assert [c.id for c in info.classes] == list(range(class_map.num_classes))
 
 
+def test_vision_msgs_label_info_is_latched_where_vision_msgs_is_installed(harness, checkpoint_file):
+    try:
+        from vision_msgs.msg import LabelInfo
+    except ImportError:
+        pytest.skip("vision_msgs is not installed (no wheel exists): `make test-full` builds it from a git mirror "
+                    "of ros-perception/vision_msgs (scripts/build_vision_msgs.sh) and runs this test")
+    harness.node(checkpoint=str(checkpoint_file), confidence_threshold=0.25)
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    infos = harness.collect(LabelInfo, "segmentation/vision_label_info", latched)
+    harness.wait_for(lambda: infos, "latched vision_msgs/LabelInfo")
+    class_map = ClassMap.load(None)
+    assert [(c.class_id, c.class_name) for c in infos[0].class_map] == list(enumerate(class_map.names))
+    assert infos[0].threshold == pytest.approx(0.25)
+
+
 def test_bad_inputs_are_counted_and_skipped_and_the_next_good_frame_is_served(harness, make_image, make_image_msg):
     harness.node(cameras=["raw", "packed"], **{"camera.packed.compressed": True}, diagnostics_period=0.2)
     labels = harness.collect(Image, "segmentation/raw/labels")

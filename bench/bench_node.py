@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_node.py                   # transport matrix + node at 10 Hz and flat out
     .venv/bin/python bench/bench_node.py --only transport  # just the raw DDS comparison
+    .venv/bin/python bench/bench_node.py --only settings --frames 100  # node process settings side by side
 
 Everything runs side by side in one invocation, in separate processes as on a robot:
 
@@ -15,6 +16,8 @@ Everything runs side by side in one invocation, in separate processes as on a ro
   time and time in the node; end-to-end latency (header stamp -> labels received) minus that
   frame's engine time is the node's overhead, including both DDS hops. Prints p50/p99 of each,
   output rate, frames dropped by the latest-frame policy, and whether latency grew over the run.
+* settings: the same node case at 10 Hz once per node process setting in NODE_SETTINGS (OpenMP
+  wait policy, Fast DDS publication mode), everything else unchanged.
 
 Target (issue 5): overhead median <= 15 ms and p99 <= 30 ms at 10 Hz, no backlog growth.
 """

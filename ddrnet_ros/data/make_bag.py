@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from .synthetic import SyntheticFrame
-
 from tqdm import tqdm
 
 from .bags import STORAGES, BagError, BagWriter
-from .synthetic import HELDOUT_SEED_START, generate_scene, generate_sequence
+from .synthetic import HELDOUT_SEED_START, SyntheticFrame, generate_scene, generate_sequence
 
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
 DEFAULT_LABEL_TOPIC = "/camera/labels"

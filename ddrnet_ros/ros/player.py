@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -26,6 +27,8 @@ from ddrnet_ros.data.bags import BagError, BagReader
 PLAYBACK_DEPTH = 10
 #: /clock rate while waiting for the next message, as rosbag2's ``--clock`` default.
 DEFAULT_CLOCK_HZ = 40.0
+#: How long `ddrnet-ros play` waits at the end for reliable subscribers to acknowledge everything.
+DELIVERY_TIMEOUT_S = 10.0
 
 
 def playback_profile(reliability: str = "reliable", depth: int = PLAYBACK_DEPTH) -> QoSProfile:
@@ -143,6 +146,14 @@ class BagPlayer:
                 if on_publish is not None:
                     on_publish(topic, log_time)
 
+    def wait_for_delivery(self, timeout_s: float) -> bool:
+        """Block until every reliable subscriber acknowledged all played messages (or ``timeout_s``):
+        a player that exits right after its last publish would otherwise lose what is in flight."""
+        deadline = time.monotonic() + timeout_s
+        publishers = [*self.publishers.values(), *([self.clock_publisher] if self.clock_publisher else [])]
+        return all(publisher.wait_for_all_acked(Duration(seconds=max(0.0, deadline - time.monotonic())))
+                   for publisher in publishers)
+
     def _publish_clock(self, bag_time_ns: int) -> None:
         message = self._clock_type()
         message.clock.sec, message.clock.nanosec = divmod(int(bag_time_ns), 1_000_000_000)
@@ -186,6 +197,9 @@ def main(args: argparse.Namespace) -> int:
                                       "playing anyway")
         if not stop.wait(max(0.0, args.start_delay)):
             stats = player.play(stop)
+            if not player.wait_for_delivery(DELIVERY_TIMEOUT_S):
+                node.get_logger().warning(f"some subscribers had not acknowledged every message after "
+                                          f"{DELIVERY_TIMEOUT_S:g} s")
             print(f"played {stats.total} messages ({', '.join(f'{t}: {n}' for t, n in stats.published.items())}) "
                   f"in {stats.wall_time_s:.1f} s, worst lag {stats.max_lag_ms:.1f} ms", flush=True)
         return 0

@@ -142,7 +142,7 @@ def load_segmenter(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from .engine import Segmenter, SegmenterConfig
 
     config = SegmenterConfig(variant=args.variant, checkpoint=args.checkpoint, backend=args.backend,
-                             device=args.device, input_size=getattr(args, "input_size", None))
+                             device=args.device, input_size=args.input_size)
     segmenter = Segmenter(config)
     return segmenter, model_description(segmenter, config)
 

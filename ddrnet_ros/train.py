@@ -96,6 +96,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--image-topic", default="/camera/image_raw", help="bag: image topic")
     data.add_argument("--label-topic", default="/camera/labels", help="bag: label topic (mono8 train ids)")
     data.add_argument("--max-val-frames", type=int, default=None, help="validate on at most this many frames")
+    data.add_argument("--val-input-size", type=size_argument, default=None, metavar="HxW",
+                      help="network input size to validate at (images resized to it, scores against the "
+                           "full-size labels; default: --height x --width); written to the sidecar as "
+                           "network_input_size, the size the engine then runs the checkpoint at by default")
 
     aug = parser.add_argument_group("augmentation")
     aug.add_argument("--crop", type=size_argument, default=(512, 512), metavar="HxW", help="training crop (multiples of 8)")
@@ -355,6 +359,7 @@ def checkpoint_metadata(args: argparse.Namespace, class_map: ClassMap, data: dic
         "palette": class_map.colors.tolist(),
         "ignore_label": class_map.ignore_label,
         "input_size": [args.height, args.width],
+        **({"network_input_size": list(args.val_input_size)} if args.val_input_size else {}),
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "scale": "0-1 RGB"},
         "training_data": data,
         "iterations": iteration,
@@ -425,7 +430,7 @@ def train(args: argparse.Namespace) -> dict:
     augmentation = TrainAugmentation(crop=tuple(args.crop), scale_range=(args.scale_min, args.scale_max),
                                      flip=not args.no_flip, ignore_label=class_map.ignore_label)
     train_set = AugmentedPairs(train_source, augmentation, seed=args.seed)
-    val_set = ValidationPairs(val_source, (args.height, args.width))
+    val_set = ValidationPairs(val_source, args.val_input_size or (args.height, args.width))
 
     torch.manual_seed(args.seed)
     use_aux = args.aux_weight > 0

@@ -262,3 +262,25 @@ def test_fp16_on_the_cpu_is_a_one_line_error(cityscapes_root, tmp_path, capsys):
     code = trainer.main(run_args(cityscapes_root, tmp_path / "fp16", "--iterations", "2", "--precision", "fp16"))
     err = capsys.readouterr().err.strip()
     assert code == 1 and "--precision fp16 needs a CUDA --device" in err and len(err.splitlines()) == 1
+
+
+def test_validating_at_a_network_input_size_records_it_for_the_engine(cityscapes_root, tmp_path, monkeypatch):
+    from ddrnet_ros.engine import Segmenter, SegmenterConfig
+
+    out = tmp_path / "small_input"
+    args = run_args(cityscapes_root, out, "--iterations", "2", "--val-input-size", "32x64")
+    val_images = []
+    real_validate = trainer.validate
+
+    def recording_validate(model, loader, class_map, device):
+        val_images.extend(tuple(images.shape[-2:]) for images, _ in loader)
+        return real_validate(model, loader, class_map, device)
+
+    monkeypatch.setattr(trainer, "validate", recording_validate)
+    trainer.train(args)
+    assert val_images and set(val_images) == {(32, 64)}
+    metadata = read_metadata(out / "best.pt")
+    assert metadata["network_input_size"] == [32, 64] and metadata["input_size"] == [HEIGHT, WIDTH]
+    segmenter = Segmenter(SegmenterConfig(variant="ddrnet23_slim", checkpoint=str(out / "best.pt")))
+    assert segmenter.input_size == (32, 64)
+    assert segmenter.segment(scene(100)[0]).labels.shape == (HEIGHT, WIDTH)

@@ -36,7 +36,7 @@ demo: setup
 	$(VENV)/bin/ddrnet-ros demo $(DEMO_ARGS)
 
 bench: setup
-	@ran=0; for script in bench/bench_engine.py bench/bench_node.py; do \
+	@ran=0; for script in bench/bench_engine.py bench/bench_node.py bench/bench_gc.py; do \
 		if [ -f "$$script" ]; then echo "== $$script"; $(PY) "$$script"; ran=1; fi; \
 	done; [ $$ran = 1 ] || { echo "bench: no benchmarks in bench/ yet"; exit 1; }
 

@@ -106,6 +106,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               ", ".join(OUTPUT_QOS_CHOICES), _one_of(OUTPUT_QOS_CHOICES)),
     ParamSpec("output_depth", 1, "History depth of the output publishers.", "an integer >= 1",
               lambda v: _is_int(v) and v >= 1),
+    ParamSpec("freeze_gc", True, "After configure, take every object then alive (model, ROS) out of Python's "
+              "cyclic garbage collector (gc.freeze; undone at cleanup), so that a full collection no longer "
+              "stalls a frame by tens to hundreds of ms.", "true or false", _is_bool),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (wall clock).",
               "a number > 0", lambda v: _is_number(v) and v > 0),
     ParamSpec("cameras", ["camera"], "Camera names; each has camera.<name>.topic and camera.<name>.compressed. "
@@ -148,6 +151,7 @@ class NodeSettings:
     output_qos: str
     output_depth: int
     diagnostics_period: float
+    freeze_gc: bool = True
 
 
 def _declare(node: Node, spec: ParamSpec) -> None:
@@ -197,7 +201,7 @@ def read_settings(node: Node) -> NodeSettings:
     return NodeSettings(segmenter=segmenter, cameras=tuple(cameras), overlay_alpha=float(v["overlay_alpha"]),
                         confidence_threshold=float(v["confidence_threshold"]), input_qos=v["input_qos"],
                         output_qos=v["output_qos"], output_depth=v["output_depth"],
-                        diagnostics_period=float(v["diagnostics_period"]))
+                        diagnostics_period=float(v["diagnostics_period"]), freeze_gc=v["freeze_gc"])
 
 
 #: SegmenterConfig field -> parameter name, where they differ.

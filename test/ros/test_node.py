@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -324,3 +326,23 @@ def test_diagnostics_report_rates_engine_times_and_the_device(harness, make_imag
     windows = [{kv.key: kv.value for kv in s.values} for a in diagnostics for s in a.status]
     served = [w for w in windows if w["output_rate_hz"] != "0.00"]
     assert served and all(float(w["inference_p50_ms"]) > 0 and float(w["latency_p95_ms"]) > 0 for w in served)
+
+
+def _tracked_by_gc(obj) -> bool:
+    return any(candidate is obj for candidate in gc.get_objects())
+
+
+def test_configure_freezes_the_loaded_model_out_of_the_collector_and_cleanup_thaws_it(harness):
+    node = harness.node()
+    weight = next(node.segmenter.module.parameters())
+    assert gc.get_freeze_count() > 100_000  # the model, torch and rclpy: everything alive after configure
+    assert not _tracked_by_gc(weight)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert gc.get_freeze_count() == 0 and _tracked_by_gc(weight)
+
+
+def test_freeze_gc_false_leaves_the_collector_alone(harness):
+    node = harness.node(freeze_gc=False)
+    assert gc.get_freeze_count() == 0
+    assert _tracked_by_gc(next(node.segmenter.module.parameters()))

@@ -8,10 +8,9 @@ Prints, side by side in the same process:
 
 * the pause of a full (generation 2) collection with the node's objects tracked and frozen,
   alternating rounds so that a CPU speed swing hits both alike;
-* the collections that ran while the node served ``--frames`` frames at 10 Hz (count and
-  longest pause per generation), the objects that survived per frame, and from that how many
-  frames pass before Python runs a full collection by itself (it does once the survivors since
-  the last one exceed a quarter of the long-lived objects).
+* the collections that ran while the node served ``--frames`` frames at 10 Hz (count, longest
+  and total pause per generation), first with everything tracked, then frozen as the node's
+  ``freeze_gc`` does, and the longest pause of each case side by side.
 """
 
 from __future__ import annotations
@@ -100,31 +99,38 @@ def main() -> int:
 
     data = array.array("B")
     data.frombytes(np.random.default_rng(0).integers(0, 255, 1024 * 2048 * 3, np.uint8).tobytes())
-    recorder = PauseRecorder()
-    gc.collect()
-    long_lived_before = len(gc.get_objects(2))
-    gc.callbacks.append(recorder)
-    for _ in range(args.frames):
-        msg = Image(height=1024, width=2048, encoding="rgb8", step=2048 * 3, data=data)
-        msg.header.stamp = camera.get_clock().now().to_msg()
-        publisher.publish(msg)
-        time.sleep(0.1)
-    time.sleep(1.0)
-    gc.callbacks.remove(recorder)
-    gc.collect(1)  # promote this run's survivors, as the next collections would
-    survivors = (len(gc.get_objects(2)) - long_lived_before) / max(1, len(received))
 
-    print(f"\n{args.frames} frames at 10 Hz, {len(received)} labels out; collections during the run:")
-    for generation in sorted(recorder.pauses):
-        pauses = recorder.pauses[generation]
-        print(f"  generation {generation}: {len(pauses):4d} runs, longest {max(pauses):7.2f} ms, "
-              f"total {sum(pauses):7.1f} ms")
-    if survivors > 0:
-        print(f"objects surviving per served frame: {survivors:.1f}; Python's own full collection then comes "
-              f"about every {long_lived_before / 4 / survivors:,.0f} frames, each a ~{p50_unfrozen:.0f} ms "
-              "stall of the frame in flight unless the node froze its objects (freeze_gc: true)")
-    else:
-        print("no objects survived the run: no automatic full collection ahead")
+    def serve_frames() -> tuple[PauseRecorder, int]:
+        """Publish --frames frames at 10 Hz; the collections that ran meanwhile and the labels out."""
+        recorder, before = PauseRecorder(), len(received)
+        gc.callbacks.append(recorder)
+        for _ in range(args.frames):
+            msg = Image(height=1024, width=2048, encoding="rgb8", step=2048 * 3, data=data)
+            msg.header.stamp = camera.get_clock().now().to_msg()
+            publisher.publish(msg)
+            time.sleep(0.1)
+        time.sleep(1.0)
+        gc.callbacks.remove(recorder)
+        return recorder, len(received) - before
+
+    gc.collect()
+    runs = {"tracked": serve_frames()}
+    gc.collect()
+    gc.freeze()  # what the node does at configure with freeze_gc: true
+    runs["frozen"] = serve_frames()
+    gc.unfreeze()
+
+    print(f"\n{args.frames} frames at 10 Hz per case; collections while the node served them:")
+    for case, (recorder, served) in runs.items():
+        print(f"  {case}: {served} labels out")
+        for generation in sorted(recorder.pauses):
+            pauses = recorder.pauses[generation]
+            print(f"    generation {generation}: {len(pauses):4d} runs, longest {max(pauses):7.2f} ms, "
+                  f"total {sum(pauses):7.1f} ms")
+    longest = {case: max(max(p) for p in recorder.pauses.values()) if recorder.pauses else 0.0
+               for case, (recorder, _) in runs.items()}
+    print(f"longest collection pause: tracked {longest['tracked']:.1f} ms, frozen {longest['frozen']:.1f} ms "
+          f"(ratio {longest['tracked'] / max(longest['frozen'], 1e-3):.0f}x)")
     executor.shutdown()
     node.destroy_node()
     camera.destroy_node()

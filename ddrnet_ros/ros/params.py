@@ -151,7 +151,7 @@ class NodeSettings:
     output_qos: str
     output_depth: int
     diagnostics_period: float
-    freeze_gc: bool = True
+    freeze_gc: bool
 
 
 def _declare(node: Node, spec: ParamSpec) -> None:

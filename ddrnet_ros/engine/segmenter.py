@@ -29,6 +29,12 @@ from .preprocess import CHANNEL_ORDERS, FramePlan, fill_network_input, plan_fram
 
 log = logging.getLogger(__name__)
 
+#: Seed of the random weights behind ``checkpoint=""``: every process draws the same network.
+#: Unseeded, each process drew another one, and the engine time of a benchmark depended on the
+#: draw (20-105 ms per 2048x1024 frame here: noisier logits send more blocks through the exact
+#: border path of fast_labels).
+RANDOM_WEIGHTS_SEED = 0
+
 
 class NetworkBackend(Protocol):
     """A way to run the network: normalised (1, 3, Hn, Wn) float32 frame -> (1, C, Hn/8, Wn/8) float32."""
@@ -112,7 +118,9 @@ class Segmenter:
         if checkpoint == "":
             num_classes = config.num_classes or self._class_map(config).num_classes
             log.warning("no checkpoint: %s runs with random weights (tests and benchmarks only)", self.variant)
-            return create_model(self.variant, num_classes=num_classes).eval()
+            with torch.random.fork_rng(devices=[]):  # leaves the caller's random state as it was
+                torch.manual_seed(RANDOM_WEIGHTS_SEED)
+                return create_model(self.variant, num_classes=num_classes).eval()
         path = Path(checkpoint)
         self.metadata = read_metadata(path)
         num_classes = config.num_classes or self.metadata.get("num_classes")

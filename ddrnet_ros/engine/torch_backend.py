@@ -39,9 +39,13 @@ _CONV_BN_PAIRS: dict[type, tuple[tuple[str, str], ...]] = {
 
 
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A conv computing ``bn(conv(x))`` with the eval-mode BN statistics folded in."""
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+    """A conv computing ``bn(conv(x))`` with the eval-mode BN statistics folded in.
+
+    Made with ``skip_init``: its weights are all overwritten, so drawing them first would only
+    cost start-up time and advance the caller's random state."""
+    fused = torch.nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                     conv.padding, conv.dilation, conv.groups, bias=True,
+                                     padding_mode=conv.padding_mode)
     with torch.no_grad():
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))

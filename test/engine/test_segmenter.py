@@ -267,6 +267,19 @@ def test_random_weights_log_a_warning(caplog):
     assert seg.checkpoint_path is None and seg.checkpoint_sha256 is None and seg.num_classes == 19
 
 
+def test_random_weights_are_the_same_network_whatever_the_random_state():
+    """Benchmarks in separate processes must measure one network, and the caller's RNG stays untouched."""
+    torch.manual_seed(1)
+    first = Segmenter(SegmenterConfig(checkpoint="")).module.state_dict()
+    torch.manual_seed(2)
+    state = torch.get_rng_state()
+    second = Segmenter(SegmenterConfig(checkpoint="")).module.state_dict()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert first["final_layer.conv2.weight"].std() > 0  # still random (initialised), not zeros
+
+
 def test_num_threads_sets_the_torch_thread_count(ddrnet):
     Segmenter(SegmenterConfig(checkpoint="", num_threads=1), model=ddrnet)
     assert torch.get_num_threads() == 1  # (test/engine/conftest.py restores it)

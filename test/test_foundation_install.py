@@ -73,6 +73,8 @@ def test_full_install_has_sources_messages_and_resources_in_one_package(installe
     assert found["package"] == str(site / "ddrnet_ros" / "__init__.py")
     assert (site / "ddrnet_ros" / "__init__.py").read_text() == (REPO / "ddrnet_ros" / "__init__.py").read_text()
     assert found["classes"] == str(site / "ddrnet_ros" / "classes.py")
+    profile = "ddrnet_ros/ros/fastdds_large_images.xml"  # the node loads it; README hands it to camera drivers
+    assert (site / profile).read_bytes() == (REPO / profile).read_bytes()
     assert found["round_trip"] is True
     assert found["prefix"] == str(installed)
     share = Path(found["share"])

@@ -131,3 +131,134 @@ def overlay_torch(image_rgb, labels, lookup_table, num_classes: int, alpha: floa
     keep = (labels >= num_classes).unsqueeze(-1)
     blended = torch.where(keep, image, blended)
     return blended.round().clamp_(0, 255).to(torch.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# coarser label spaces: each of their classes stands for a set of the model's classes
+
+
+@dataclass(frozen=True)
+class CoarseLabelSpace:
+    """A dataset's label space whose classes are sets of the model's (Cityscapes) classes.
+
+    Training on it uses a set-valued loss (a pixel labelled with set S is right when the
+    model puts its mass anywhere in S); scoring maps each model class to the coarse class
+    whose set holds it and compares in the coarse space.
+    """
+
+    name: str
+    names: tuple[str, ...]                    # coarse class names, indexed by coarse id
+    sets: tuple[tuple[str, ...], ...]         # per coarse class: the model class names it stands for
+    colors: np.ndarray                        # (len(names), 3) uint8 RGB, for reports
+    ignore_label: int                         # the dataset's own "unlabelled" id
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def class_map(self) -> ClassMap:
+        """The coarse classes as a ClassMap (names and colours), for reports and metrics."""
+        return ClassMap(names=self.names, colors=self.colors, ignore_label=IGNORE_LABEL,
+                        source=f"builtin:{self.name}")
+
+    def check_against(self, model_classes: ClassMap) -> None:
+        """Every set non-empty and made of known model classes; sets disjoint and covering all."""
+        known = set(model_classes.names)
+        seen: list[str] = []
+        for coarse, members in zip(self.names, self.sets):
+            if not members:
+                raise ClassMapError(f"{self.name}: class {coarse!r} maps to no model class")
+            unknown = [m for m in members if m not in known]
+            if unknown:
+                raise ClassMapError(f"{self.name}: class {coarse!r} maps to unknown class(es) {unknown}; "
+                                    f"the model's classes are {list(model_classes.names)}")
+            seen.extend(members)
+        if len(seen) != len(set(seen)) or set(seen) != known:
+            raise ClassMapError(f"{self.name}: the class sets must cover each of the model's "
+                                f"{model_classes.num_classes} classes exactly once")
+
+    def membership(self, model_classes: ClassMap) -> np.ndarray:
+        """(coarse classes, model classes) bool: ``[k, c]`` is True when coarse class k holds c."""
+        self.check_against(model_classes)
+        index = {name: i for i, name in enumerate(model_classes.names)}
+        table = np.zeros((self.num_classes, model_classes.num_classes), bool)
+        for k, members in enumerate(self.sets):
+            table[k, [index[m] for m in members]] = True
+        return table
+
+    def prediction_lookup(self, model_classes: ClassMap) -> np.ndarray:
+        """A 256-entry uint8 table: model class id -> coarse id; anything else -> 255 (no class)."""
+        table = np.full(256, IGNORE_LABEL, np.uint8)
+        for k, c in zip(*np.nonzero(self.membership(model_classes))):
+            table[c] = k
+        return table
+
+    def normalise_labels(self, labels: np.ndarray) -> np.ndarray:
+        """The dataset's label ids with its own "unlabelled" id (and anything unknown) -> 255."""
+        table = np.full(256, IGNORE_LABEL, np.uint8)
+        table[: self.num_classes] = np.arange(self.num_classes, dtype=np.uint8)
+        return table[labels]
+
+
+#: CamVid's 11 classes (SegNet's split, ids 0-10, 11 = unlabelled) as sets of Cityscapes classes.
+CAMVID = CoarseLabelSpace(
+    name="camvid",
+    names=("sky", "building", "pole", "road", "pavement", "tree", "sign symbol", "fence", "car",
+           "pedestrian", "bicyclist"),
+    sets=(("sky",), ("building", "wall"), ("pole",), ("road",), ("sidewalk",), ("vegetation", "terrain"),
+          ("traffic light", "traffic sign"), ("fence",), ("car", "truck", "bus", "train"), ("person",),
+          ("rider", "motorcycle", "bicycle")),
+    colors=np.array([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
+                     [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
+                     [0, 128, 192]], np.uint8),
+    ignore_label=11,
+)
+
+#: Coarse label spaces by name: where datasets labelled more coarsely than the model look theirs up.
+LABEL_SPACES: dict[str, CoarseLabelSpace] = {space.name: space for space in (CAMVID,)}
+
+
+@dataclass(frozen=True)
+class TrainingLabelSets:
+    """The label ids a training batch may hold, each standing for a set of model classes.
+
+    Ids ``0..C-1`` are the model's own classes (singleton sets); each coarse label space in
+    use gets a block of ids after them (``offset + coarse id``); every other id is ignored.
+    Mixed batches (synthetic frames in model ids, CamVid frames in coarse ids) thus share one
+    uint8 label tensor and one loss.
+    """
+
+    table: np.ndarray                          # (256, C) bool: id -> member classes
+    valid: np.ndarray                          # (256,) bool: id counts in the loss
+    offsets: dict[str, int]                    # coarse space name -> first id of its block
+
+    @classmethod
+    def build(cls, model_classes: ClassMap, spaces: Sequence[CoarseLabelSpace] = ()) -> "TrainingLabelSets":
+        num = model_classes.num_classes
+        table = np.zeros((256, num), bool)
+        table[np.arange(num), np.arange(num)] = True
+        offsets: dict[str, int] = {}
+        next_id = num
+        for space in spaces:
+            if space.name in offsets:
+                continue
+            if next_id + space.num_classes > model_classes.ignore_label:
+                raise ClassMapError(f"too many coarse label spaces: ids would reach the ignore label "
+                                    f"{model_classes.ignore_label}")
+            offsets[space.name] = next_id
+            table[next_id:next_id + space.num_classes] = space.membership(model_classes)
+            next_id += space.num_classes
+        valid = table.any(axis=1)
+        return cls(table=table, valid=valid, offsets=offsets)
+
+    def encoder(self, space: CoarseLabelSpace) -> np.ndarray:
+        """A 256-entry uint8 table: the space's normalised ids (255 = ignore) -> training ids."""
+        lookup = np.full(256, IGNORE_LABEL, np.uint8)
+        offset = self.offsets[space.name]
+        lookup[: space.num_classes] = np.arange(offset, offset + space.num_classes, dtype=np.uint8)
+        return lookup
+
+    @property
+    def has_sets(self) -> bool:
+        """Whether any id stands for more than one class (else plain cross-entropy is exact)."""
+        return bool(self.offsets)

@@ -5,6 +5,12 @@ label size, then averages the cross-entropy only over "hard" pixels: those whose
 probability of the true class is below a threshold (0.7), but never fewer than ``min_kept``
 pixels (the hardest ones). The auxiliary head, fed from the high-resolution branch, is
 weighted 0.4 against the main head.
+
+Datasets labelled more coarsely than the model (CamVid's "car" covers Cityscapes' car,
+truck, bus and train) train through the set-valued (partial-label) form of the same loss:
+a pixel labelled with the set S costs ``-log sum_{c in S} p_c``, which is the ordinary
+cross-entropy when S holds one class and never pushes probability between members of S.
+OHEM ranks pixels by ``sum_{c in S} p_c``, the probability of being right.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classes import IGNORE_LABEL
+from .classes import IGNORE_LABEL, TrainingLabelSets
 
 
 def upsample_to(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -39,7 +45,8 @@ class OhemCrossEntropy(nn.Module):
     ``ignore_label`` never count.
     """
 
-    def __init__(self, ignore_label: int = IGNORE_LABEL, threshold: float = 0.7, min_kept: int = 100_000) -> None:
+    def __init__(self, ignore_label: int = IGNORE_LABEL, threshold: float = 0.7, min_kept: int = 100_000,
+                 label_sets: TrainingLabelSets | None = None) -> None:
         super().__init__()
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"OHEM threshold must be in (0, 1], got {threshold}")
@@ -48,6 +55,12 @@ class OhemCrossEntropy(nn.Module):
         self.ignore_label = ignore_label
         self.threshold = threshold
         self.min_kept = min_kept
+        self.label_sets = label_sets if label_sets is not None and label_sets.has_sets else None
+        if self.label_sets is not None:
+            # Ids that count nowhere get a full row: their (masked-out) loss is 0, never NaN.
+            table = torch.from_numpy(label_sets.table | ~label_sets.valid[:, None]).float()
+            self.register_buffer("_members", table, persistent=False)
+            self.register_buffer("_valid", torch.from_numpy(label_sets.valid), persistent=False)
 
     def select(self, true_class_prob: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Boolean mask of the pixels the loss averages over, from the true-class probabilities."""
@@ -62,18 +75,26 @@ class OhemCrossEntropy(nn.Module):
     def hard_pixel_mask(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Boolean mask (N, H, W) of the pixels the loss would average over (logits at label size)."""
         with torch.no_grad():
+            pixel_loss, valid = self.pixel_losses(logits, labels)
+            return self.select(torch.exp(-pixel_loss), valid)
+
+    def pixel_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-pixel ``-log P(label)``, mask of pixels that count), logits at label size."""
+        labels = labels.long()
+        log_prob = F.log_softmax(_at_least_float32(logits), dim=1)
+        if self.label_sets is None:
             valid = labels != self.ignore_label
-            safe_labels = torch.where(valid, labels.long(), torch.zeros_like(labels, dtype=torch.long))
-            prob = torch.softmax(_at_least_float32(logits), dim=1).gather(1, safe_labels.unsqueeze(1)).squeeze(1)
-            return self.select(prob, valid)
+            safe_labels = torch.where(valid, labels, torch.zeros_like(labels))
+            return -log_prob.gather(1, safe_labels.unsqueeze(1)).squeeze(1), valid
+        # sum of member probabilities: ~2x faster here than a masked logsumexp, same values to 1e-6
+        members = self._members[labels].permute(0, 3, 1, 2)  # N x C x H x W, 0/1
+        in_set = (log_prob.exp() * members).sum(dim=1).clamp_min(torch.finfo(torch.float32).tiny)
+        return -torch.log(in_set), self._valid[labels]
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = upsample_to(logits, labels.shape[-2:])
-        labels = labels.long()
-        valid = labels != self.ignore_label
-        safe_labels = torch.where(valid, labels, torch.zeros_like(labels))
-        # One log-softmax gives both the per-pixel loss and the true-class probability.
-        pixel_loss = -F.log_softmax(_at_least_float32(logits), dim=1).gather(1, safe_labels.unsqueeze(1)).squeeze(1)
+        # One log-softmax gives both the per-pixel loss and the true-class (or set) probability.
+        pixel_loss, valid = self.pixel_losses(logits, labels)
         with torch.no_grad():
             mask = self.select(torch.exp(-pixel_loss.detach()), valid)
         if not bool(mask.any()):

@@ -35,11 +35,12 @@ import torch  # noqa: E402
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .classes import ClassMap, ClassMapError
+from .classes import ClassMap, ClassMapError, CoarseLabelSpace, TrainingLabelSets
 from .cli import size_argument
-from .data.datasets import (AugmentedPairs, BagDataset, CityscapesDataset, DatasetLayoutError,
-                            SyntheticScenes, ValidationPairs)
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainAugmentation
+from .data.camvid import label_space_of
+from .data.datasets import AugmentedPairs, DatasetLayoutError, ValidationPairs
+from .data.sources import SOURCES, EncodedLabels, MixedSources, SourceError, data_argument, flatten_data
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, CameraAugmentation, TrainAugmentation
 from .losses import DDRNetLoss, OhemCrossEntropy
 from .metrics import ConfusionAccumulator, SegmentationScores
 from .model import INPUT_MULTIPLE, VARIANTS, CheckpointError, create_model, save_checkpoint, upsample_logits
@@ -52,9 +53,8 @@ LOG = logging.getLogger("ddrnet_ros.train")
 #: when fine-tuning to a different number of classes.
 CLASSIFIER_PREFIXES = ("final_layer.conv2.", AUX_PREFIX + "conv2.")
 RESUME_FILE = "resume.pt"
-#: Validation scenes start this far into the held-out seed range, so that the frames used to
-#: pick the best checkpoint are not the first held-out frames an evaluation would score.
-VALIDATION_SEED_OFFSET = 1_000_000
+#: The camera-augmentation strengths, each with a flag ``--aug-<name>`` (0 turns it off).
+CAMERA_EFFECTS = ("brightness", "contrast", "saturation", "hue", "gamma", "blur", "noise", "jpeg")
 
 
 class TrainingError(RuntimeError):
@@ -79,7 +79,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                             "re-initialises only the classifier layers")
 
     data = parser.add_argument_group("data")
-    data.add_argument("--data", choices=("synthetic", "cityscapes", "bag"), default="synthetic")
+    data.add_argument("--data", type=data_argument, action="append", default=None, metavar="SOURCES",
+                      help=f"training source(s) among {', '.join(SOURCES)}; mix with + and optional sampling "
+                           "weights (camvid:3+synthetic:1) or repeat the flag; default synthetic")
+    data.add_argument("--val-data", default=None, choices=sorted(SOURCES),
+                      help="source to validate (and pick best.pt) on; default: camvid when trained on, else "
+                           "the first --data source")
     data.add_argument("--height", type=int, default=512,
                       help="synthetic scene height; validation input height for every source")
     data.add_argument("--width", type=int, default=1024,
@@ -91,6 +96,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--cityscapes-root", default=None, help="cityscapes: dataset root")
     data.add_argument("--train-split", default="train", help="cityscapes: training split")
     data.add_argument("--val-split", default="val", help="cityscapes: validation split")
+    data.add_argument("--camvid-root", default=None, metavar="DIR",
+                      help="camvid: SegNet's CamVid directory (train/, trainannot/, val/, valannot/, ...)")
     data.add_argument("--bag", default=None, help="bag: training rosbag2 directory")
     data.add_argument("--val-bag", default=None, help="bag: validation rosbag2 directory")
     data.add_argument("--image-topic", default="/camera/image_raw", help="bag: image topic")
@@ -105,7 +112,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     aug.add_argument("--crop", type=size_argument, default=(512, 512), metavar="HxW", help="training crop (multiples of 8)")
     aug.add_argument("--scale-min", type=float, default=0.5)
     aug.add_argument("--scale-max", type=float, default=2.0)
+    aug.add_argument("--camvid-scale-min", type=float, default=1.5,
+                     help="camvid: random scale range of its 480x360 frames (default 1.5-2.5, around the "
+                          "720x960 the model is run at)")
+    aug.add_argument("--camvid-scale-max", type=float, default=2.5)
     aug.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
+    aug.add_argument("--camera-aug", choices=("real", "all", "none"), default="real",
+                     help="camera augmentation (colour, gamma, blur, noise, JPEG) on real sources only "
+                          "(default), on every source, or off")
+    aug.add_argument("--aug-p", type=float, default=CameraAugmentation.p,
+                     help="probability of each camera effect")
+    for effect in CAMERA_EFFECTS:
+        default = getattr(CameraAugmentation, effect)
+        aug.add_argument(f"--aug-{effect}", type=type(default), default=default,
+                         help=f"camera augmentation strength (default {default}; 0 = off)")
 
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=8)
@@ -187,39 +207,42 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)
 
 
-def build_sources(args: argparse.Namespace) -> tuple[Dataset, Dataset, dict]:
-    """(training source, validation source, description for the sidecar)."""
-    if args.data == "synthetic":
-        from .data import synthetic
-
-        train_start = _range_start(synthetic.TRAIN_SEED_RANGE)
-        val_start = int(synthetic.HELDOUT_SEED_START) + VALIDATION_SEED_OFFSET
-        train = SyntheticScenes(range(train_start, train_start + args.train_seeds), args.height, args.width,
-                                cache_dir=args.cache_dir)
-        val = SyntheticScenes(range(val_start, val_start + args.val_seeds), args.height, args.width,
-                              cache_dir=args.cache_dir)
-    elif args.data == "cityscapes":
-        if not args.cityscapes_root:
-            raise TrainingError("--data cityscapes needs --cityscapes-root")
-        train = CityscapesDataset(args.cityscapes_root, args.train_split)
-        val = CityscapesDataset(args.cityscapes_root, args.val_split)
-    else:
-        if not args.bag or not args.val_bag:
-            raise TrainingError("--data bag needs --bag (training) and --val-bag (validation)")
-        train = BagDataset(args.bag, args.image_topic, args.label_topic)
-        val = BagDataset(args.val_bag, args.image_topic, args.label_topic)
+def build_sources(args: argparse.Namespace) -> tuple[list[tuple[str, float, Dataset]], Dataset, dict]:
+    """([(name, weight, training source)], validation source, description for the sidecar)."""
+    parts = [(name, weight, SOURCES[name].build(args, True)) for name, weight in args.data]
+    val_name = args.val_data or ("camvid" if any(n == "camvid" for n, _ in args.data) else args.data[0][0])
+    val = SOURCES[val_name].build(args, False)
     if args.max_val_frames is not None and args.max_val_frames < len(val):
         val = torch.utils.data.Subset(val, range(args.max_val_frames))
-    description = {"train": _describe(train), "val": _describe(val)}
-    return train, val, description
+    train = ([{**_describe(dataset), "weight": weight} for _, weight, dataset in parts] if len(parts) > 1
+             else _describe(parts[0][2]))
+    return parts, val, {"train": train, "val": _describe(val)}
 
 
-def _range_start(value: Any) -> int:
-    if isinstance(value, range):
-        return value.start
-    if isinstance(value, (tuple, list)):
-        return int(value[0])
-    return int(value)
+def camera_augmentation(args: argparse.Namespace, source: str) -> CameraAugmentation:
+    """The flags' camera augmentation where ``--camera-aug`` asks for it on this source, else none."""
+    wanted = args.camera_aug == "all" or (args.camera_aug == "real" and SOURCES[source].real)
+    if not wanted:
+        return CameraAugmentation.off()
+    return CameraAugmentation(p=args.aug_p, **{effect: getattr(args, f"aug_{effect}") for effect in CAMERA_EFFECTS})
+
+
+def training_set(args: argparse.Namespace, parts: list[tuple[str, float, Dataset]], label_sets: TrainingLabelSets,
+                 ignore_label: int) -> Dataset:
+    """Each source augmented its own way and re-coded to training ids, mixed by weight."""
+    augmented = []
+    for name, weight, source in parts:
+        low, high = (getattr(args, flag) for flag in SOURCES[name].scale_flags)
+        augmentation = TrainAugmentation(crop=tuple(args.crop), scale_range=(low, high), flip=not args.no_flip,
+                                         ignore_label=ignore_label, camera=camera_augmentation(args, name))
+        augmented.append((name, weight, AugmentedPairs(EncodedLabels(source, label_sets), augmentation,
+                                                       seed=args.seed)))
+    if len(augmented) == 1:
+        return augmented[0][2]
+    mixed = MixedSources(augmented)
+    LOG.info("mixing sources per epoch of %d samples: %s", len(mixed),
+             ", ".join(f"{name} {share:.0%}" for name, share in mixed.shares().items()))
+    return mixed
 
 
 def _describe(dataset: Dataset) -> dict:
@@ -281,15 +304,21 @@ def poly_lr(base_lr: float, progress: float, power: float) -> float:
 # validation
 
 
-def validate(model: nn.Module, loader: DataLoader, class_map: ClassMap, device: torch.device) -> SegmentationScores:
-    """Scores on the whole validation set: logits upsampled to each label map, then argmax."""
+def validate(model: nn.Module, loader: DataLoader, class_map: ClassMap, device: torch.device,
+             label_space: CoarseLabelSpace | None = None) -> SegmentationScores:
+    """Scores on the whole validation set: logits upsampled to each label map, then argmax;
+    with a coarse ``label_space`` the predictions are mapped into it and scored there."""
     was_training = model.training
     model.eval()
-    accumulator = ConfusionAccumulator(class_map.num_classes, class_map.names, class_map.ignore_label)
+    scored = class_map if label_space is None else label_space.class_map()
+    lookup = None if label_space is None else label_space.prediction_lookup(class_map)
+    accumulator = ConfusionAccumulator(scored.num_classes, scored.names, scored.ignore_label)
     with torch.inference_mode():
         for images, labels in loader:
             logits = model(images.to(device))
             prediction = upsample_logits(logits, tuple(labels.shape[-2:])).argmax(1).cpu().numpy()
+            if lookup is not None:
+                prediction = lookup[prediction]
             for pred, truth in zip(prediction, labels.numpy()):
                 accumulator.update(pred, truth)
     model.train(was_training)
@@ -366,7 +395,11 @@ def checkpoint_metadata(args: argparse.Namespace, class_map: ClassMap, data: dic
         "recipe": {"batch_size": args.batch_size, "crop": list(args.crop), "lr": args.lr, "momentum": args.momentum,
                    "weight_decay": args.weight_decay, "poly_power": args.poly_power, "aux_weight": args.aux_weight,
                    "ohem_threshold": args.ohem_threshold, "min_kept": args.min_kept,
-                   "scale_range": [args.scale_min, args.scale_max], "flip": not args.no_flip, "seed": args.seed,
+                   "scale_range": [args.scale_min, args.scale_max],
+                   "camvid_scale_range": [args.camvid_scale_min, args.camvid_scale_max],
+                   "camera_augmentation": {"on": args.camera_aug, "p": args.aug_p,
+                                           **{e: getattr(args, f"aug_{e}") for e in CAMERA_EFFECTS}},
+                   "flip": not args.no_flip, "seed": args.seed,
                    "init": args.init, "time_budget_min": args.time_budget,
                    "anneal_to_budget": args.anneal_to_budget, "precision": args.precision,
                    "channels_last": args.channels_last},
@@ -400,9 +433,13 @@ def _check_args(args: argparse.Namespace) -> None:
             raise TrainingError(f"--{name} {getattr(args, name)} must be a multiple of {INPUT_MULTIPLE}")
     if args.crop[0] % INPUT_MULTIPLE or args.crop[1] % INPUT_MULTIPLE:
         raise TrainingError(f"--crop {args.crop[0]}x{args.crop[1]} must be multiples of {INPUT_MULTIPLE}")
-    if not 0 < args.scale_min <= args.scale_max:
-        raise TrainingError(f"--scale-min/--scale-max must satisfy 0 < min <= max, got {args.scale_min}, "
-                            f"{args.scale_max}")
+    for prefix in ("", "camvid_"):
+        low, high = getattr(args, f"{prefix}scale_min"), getattr(args, f"{prefix}scale_max")
+        if not 0 < low <= high:
+            raise TrainingError(f"--{prefix.replace('_', '-')}scale-min/max must satisfy 0 < min <= max, "
+                                f"got {low}, {high}")
+    if not 0 <= args.aug_p <= 1:
+        raise TrainingError(f"--aug-p must be in [0, 1], got {args.aug_p}")
     for name in ("batch_size", "train_seeds", "val_seeds"):
         if getattr(args, name) < 1:
             raise TrainingError(f"--{name.replace('_', '-')} must be at least 1")
@@ -426,10 +463,12 @@ def train(args: argparse.Namespace) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     class_map = ClassMap.load(args.classes)
 
-    train_source, val_source, data_description = build_sources(args)
-    augmentation = TrainAugmentation(crop=tuple(args.crop), scale_range=(args.scale_min, args.scale_max),
-                                     flip=not args.no_flip, ignore_label=class_map.ignore_label)
-    train_set = AugmentedPairs(train_source, augmentation, seed=args.seed)
+    args.data = flatten_data(args.data)
+    train_parts, val_source, data_description = build_sources(args)
+    spaces = [space for _, _, source in train_parts if (space := label_space_of(source)) is not None]
+    label_sets = TrainingLabelSets.build(class_map, spaces)
+    train_set = training_set(args, train_parts, label_sets, class_map.ignore_label)
+    val_space = label_space_of(val_source)
     val_set = ValidationPairs(val_source, args.val_input_size or (args.height, args.width))
 
     torch.manual_seed(args.seed)
@@ -445,8 +484,8 @@ def train(args: argparse.Namespace) -> dict:
     # Loss scaling keeps small fp16 gradients from flushing to zero; bf16 has fp32's range.
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype is torch.float16)
 
-    criterion = OhemCrossEntropy(class_map.ignore_label, args.ohem_threshold, args.min_kept)
-    loss_fn = DDRNetLoss(criterion, weights=(1.0, args.aux_weight))
+    criterion = OhemCrossEntropy(class_map.ignore_label, args.ohem_threshold, args.min_kept, label_sets)
+    loss_fn = DDRNetLoss(criterion, weights=(1.0, args.aux_weight)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay)
 
@@ -500,7 +539,7 @@ def train(args: argparse.Namespace) -> dict:
     def run_validation(iteration: int) -> dict:
         nonlocal last_validated
         started = time.monotonic()
-        scores = validate(model, val_loader, class_map, device).as_dict()
+        scores = validate(model, val_loader, class_map, device, label_space=val_space).as_dict()
         state.wall_time_s = wall_before + (time.monotonic() - session_start)
         state.last_val = {"iteration": iteration, **scores}
         is_best = scores["mIoU"] > state.best_miou
@@ -598,7 +637,7 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         train(args)
-    except (TrainingError, DatasetLayoutError, CheckpointError, ClassMapError, BagError) as exc:
+    except (TrainingError, SourceError, DatasetLayoutError, CheckpointError, ClassMapError, BagError) as exc:
         print(f"ddrnet-ros train: error: {exc}", file=sys.stderr)
         return 1
     return 0

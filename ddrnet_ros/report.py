@@ -61,7 +61,7 @@ class EvaluationReport:
     """Everything one evaluation found, offline or live."""
 
     mode: str  # "offline" (engine on bag frames) or "live" (the node's published labels)
-    bag: dict[str, Any]  # path, image/label topics, topics: {name: {type, count}}
+    bag: dict[str, Any]  # path, image/label topics, topics: {name: {type, count}}; or {"dataset": {...}}
     model: dict[str, Any]  # variant, checkpoint, checkpoint_sha256, backend, device
     class_map: ClassMap
     frames: dict[str, int]  # read, scored, without_labels, dropped ...
@@ -96,7 +96,7 @@ class EvaluationReport:
         return _finite({
             "mode": self.mode,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "bag": self.bag,
+            **({"dataset": self.bag["dataset"]} if "dataset" in self.bag else {"bag": self.bag}),
             "model": self.model,
             "frames": self.frames,
             "metrics": metrics,
@@ -296,9 +296,17 @@ def markdown(report: EvaluationReport, document: dict[str, Any]) -> str:
     """report.md: the headline, tables and the pictures."""
     lines = [f"# Segmentation evaluation ({report.mode})", ""]
     model, bag = report.model, report.bag
-    lines += [f"- bag: `{bag.get('path')}`, images `{bag.get('image_topic')}`, "
-              f"labels `{bag.get('label_topic') or 'none'}`",
-              f"- model: {model.get('variant')} from `{model.get('checkpoint') or 'random init'}` "
+    if "dataset" in bag:
+        data = bag["dataset"]
+        lines.append(f"- dataset: {data.get('source')} `{data.get('root')}` split {data.get('split')} "
+                     f"({data.get('count')} frames)")
+    else:
+        lines.append(f"- bag: `{bag.get('path')}`, images `{bag.get('image_topic')}`, "
+                     f"labels `{bag.get('label_topic') or 'none'}`")
+    if report.extra.get("label_space"):
+        lines.append(f"- scored in the {report.extra['label_space']} label space: each model class mapped to the "
+                     "coarse class whose set holds it")
+    lines += [f"- model: {model.get('variant')} from `{model.get('checkpoint') or 'random init'}` "
               f"(sha256 `{str(model.get('checkpoint_sha256'))[:16]}…`), backend {model.get('backend')} "
               f"on {model.get('device')}",
               f"- created {document['created']}", ""]

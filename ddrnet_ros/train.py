@@ -156,6 +156,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                           "iterations or time runs out first, so a slower machine still ends annealed")
     run.add_argument("--log-every", type=int, default=50, metavar="N",
                      help="log a progress line every N iterations when stderr is not a terminal")
+    run.add_argument("--allocator", choices=("auto", "system"), default="auto",
+                     help="auto: when started as `ddrnet-ros train` on the CPU, restart once with tcmalloc "
+                          "preloaded if the system has it (Debian/Ubuntu: libtcmalloc-minimal4); training steps "
+                          "were ~1.7x faster here, glibc's malloc page-faults on every large tensor")
     run.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     run.add_argument("--precision", choices=sorted(AUTOCAST_DTYPES), default="fp32",
                      help="forward pass under autocast: bf16 is ~1.5x faster on CPUs with AVX512-BF16 and on "
@@ -628,9 +632,34 @@ def train(args: argparse.Namespace) -> dict:
     return summary
 
 
+def find_tcmalloc() -> str | None:
+    """The tcmalloc shared library's name as the dynamic loader finds it, or None."""
+    import ctypes.util
+
+    return ctypes.util.find_library("tcmalloc_minimal") or ctypes.util.find_library("tcmalloc")
+
+
+def restart_with_tcmalloc(args: argparse.Namespace) -> None:
+    """Replace this process with the same ``ddrnet-ros train`` command under tcmalloc, when that
+    helps and is possible; otherwise return (with a hint where the library is missing)."""
+    started_as_command = sys.argv[1:2] == ["train"]
+    preloaded = "tcmalloc" in os.environ.get("LD_PRELOAD", "")
+    if args.allocator != "auto" or not started_as_command or preloaded or not str(args.device).startswith("cpu"):
+        return
+    library = find_tcmalloc()
+    if library is None:
+        LOG.info("allocator: glibc malloc (install libtcmalloc-minimal4 for ~1.7x faster CPU training steps)")
+        return
+    LOG.info("allocator: restarting with %s preloaded (--allocator system keeps glibc malloc)", library)
+    env = {**os.environ, "LD_PRELOAD": " ".join(filter(None, [library, os.environ.get("LD_PRELOAD")]))}
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "ddrnet_ros.cli", *sys.argv[1:]], env)
+
+
 def main(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    restart_with_tcmalloc(args)
     if not hasattr(args, "argv"):
         args.argv = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] == "train" else sys.argv[1:]
     from .data.bags import BagError

@@ -153,3 +153,53 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "random.pt"
     save_checkpoint(create_model("ddrnet23_slim").eval(), path)
     return path
+
+
+#: Frame names of the tiny CamVid-layout tree: two sequences per split, names out of driving
+#: order on disk (the reader must sort them), one Seq05VD-style "f" frame number.
+CAMVID_FIXTURE_FRAMES = {
+    "train": ["0006R0_f00930", "0001TP_006720", "0001TP_006690", "0006R0_f00960"],
+    "val": ["0016E5_07961", "0016E5_07959"],
+    "test": ["Seq05VD_f00030", "0001TP_008550", "Seq05VD_f00000", "0001TP_008520"],
+}
+CAMVID_FIXTURE_SIZE = (48, 64)  # height, width
+
+
+def camvid_pair(seed: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """An RGB frame and its CamVid labels (0 sky, 3 road, 8 car, 11 unlabelled), drawn from ``seed``."""
+    import numpy as np
+
+    height, width = CAMVID_FIXTURE_SIZE
+    rng = np.random.default_rng(seed)
+    labels = np.full((height, width), 3, np.uint8)
+    horizon = int(rng.integers(14, 22))
+    labels[:horizon] = 0
+    top, left = int(rng.integers(horizon, height - 10)), int(rng.integers(0, width - 20))
+    labels[top:top + 8, left:left + 18] = 8
+    labels[-2:] = 11
+    colours = {0: (70, 130, 180), 3: (128, 64, 128), 8: (0, 0, 142), 11: (0, 0, 0)}
+    image = np.zeros((height, width, 3), np.uint8)
+    for cls, colour in colours.items():
+        image[labels == cls] = colour
+    noise = rng.integers(-20, 21, image.shape)
+    return np.clip(image.astype(int) + noise, 0, 255).astype(np.uint8), labels
+
+
+def write_camvid_tree(root: Path) -> Path:
+    """SegNet's CamVid layout, tiny: ``<split>/<name>.png`` RGB, ``<split>annot/<name>.png`` ids."""
+    import cv2
+
+    for split, names in CAMVID_FIXTURE_FRAMES.items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        (root / f"{split}annot").mkdir(exist_ok=True)
+        for index, name in enumerate(names):
+            image, labels = camvid_pair(100 * list(CAMVID_FIXTURE_FRAMES).index(split) + index)
+            assert cv2.imwrite(str(root / split / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            assert cv2.imwrite(str(root / f"{split}annot" / f"{name}.png"), labels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def camvid_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CamVid tree written by the test session (no CamVid file is ever committed)."""
+    return write_camvid_tree(tmp_path_factory.mktemp("camvid") / "CamVid")

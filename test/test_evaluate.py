@@ -165,3 +165,79 @@ def test_bad_input_exits_nonzero_with_one_line_and_no_report(tmp_path, capsys, c
     assert not (out / "report.json").exists()
     assert not (tmp_path / "segmented").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".segmented")]
+
+
+# --------------------------------------------------------------------------------------------
+# real labelled datasets (CamVid layout) and bags made from them
+
+
+def test_a_camvid_split_is_scored_in_camvid_classes_with_the_same_report(camvid_root, checkpoint, tmp_path):
+    from ddrnet_ros.classes import CAMVID
+    from ddrnet_ros.data.camvid import CamVidDataset
+    from ddrnet_ros.metrics import ScoringSpace
+
+    out = tmp_path / "report"
+    assert _evaluate("--dataset", "camvid", camvid_root, "--split", "test", "--checkpoint", checkpoint,
+                     "--device", "cpu", "--output-dir", out) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"]["source"] == "camvid" and report["dataset"]["split"] == "test"
+    assert report["frames"]["scored"] == 4 and report["label_space"] == "camvid"
+    assert set(report["metrics"]["per_class_iou"]) == set(CAMVID.names)
+    for picture in ("samples.png", "per_class_iou.png", "confusion_matrix.png"):
+        assert (out / picture).is_file()
+    assert "scored in the camvid label space" in (out / "report.md").read_text()
+    # The same numbers as scoring the engine's labels by hand, frame by frame.
+    segmenter = _segmenter(checkpoint)
+    space = ScoringSpace(segmenter.class_map, CAMVID)
+    accumulator = space.accumulator()
+    for image, labels in CamVidDataset(camvid_root, "test"):
+        accumulator.update(space.prediction(segmenter.segment(image).labels), labels)
+    assert report["metrics"]["mIoU"] == pytest.approx(accumulator.scores().mean_iou)
+
+
+def test_a_bag_made_from_camvid_keeps_driving_order_stamps_and_scores_like_the_dataset(camvid_root, checkpoint,
+                                                                                        tmp_path):
+    from ddrnet_ros.data.make_bag import SEQUENCE_GAP_NS, DEFAULT_START_NS
+
+    bag_path = tmp_path / "camvid_bag"
+    assert cli(["make-bag", str(bag_path), "--from-camvid", str(camvid_root), "--split", "test"]) == 0
+    with BagReader(bag_path) as bag:
+        frames = list(bag.images(CAMERA))
+        labels = list(bag.images(LABELS))
+    stamps = [f.stamp_ns for f in frames]
+    # 0001TP_008520, 0001TP_008550 (30 video frames = 1 s later), then Seq05VD_f00000, _f00030.
+    assert stamps == [DEFAULT_START_NS, DEFAULT_START_NS + 10**9, DEFAULT_START_NS + 10**9 + SEQUENCE_GAP_NS,
+                      DEFAULT_START_NS + 2 * 10**9 + SEQUENCE_GAP_NS]
+    assert [lab.stamp_ns for lab in labels] == stamps
+    assert set(np.unique(np.concatenate([lab.pixels.ravel() for lab in labels]))) <= {0, 3, 8, 255}
+    out_bag, out_set = tmp_path / "from_bag", tmp_path / "from_set"
+    assert _evaluate(bag_path, "--label-topic", LABELS, "--label-space", "camvid", "--checkpoint", checkpoint,
+                     "--device", "cpu", "--output-dir", out_bag) == 0
+    assert _evaluate("--dataset", "camvid", camvid_root, "--checkpoint", checkpoint, "--device", "cpu",
+                     "--output-dir", out_set) == 0
+    from_bag = json.loads((out_bag / "report.json").read_text())["metrics"]
+    from_set = json.loads((out_set / "report.json").read_text())["metrics"]
+    assert from_bag["confusion_matrix"]["counts"] == from_set["confusion_matrix"]["counts"]
+
+
+def test_make_bag_from_camvid_at_a_fixed_rate_spaces_stamps_evenly(camvid_root, tmp_path):
+    from ddrnet_ros.data.make_bag import DEFAULT_START_NS
+
+    bag_path = tmp_path / "even"
+    assert cli(["make-bag", str(bag_path), "--from-camvid", str(camvid_root), "--split", "val", "--rate", "5"]) == 0
+    with BagReader(bag_path) as bag:
+        assert [f.stamp_ns for f in bag.images(CAMERA)] == [DEFAULT_START_NS, DEFAULT_START_NS + 200_000_000]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "camvid", "{missing}"], "is not a directory"),
+    (["--dataset", "kitti", "{root}"], "unknown dataset 'kitti'"),
+    (["{root}", "--dataset", "camvid", "{root}"], "either a bag or --dataset"),
+    ([], "either a bag or --dataset"),
+])
+def test_dataset_evaluation_errors_are_one_line(camvid_root, tmp_path, capsys, argv, message):
+    argv = [a.format(root=camvid_root, missing=tmp_path / "none") for a in argv]
+    assert _evaluate(*argv, "--output-dir", tmp_path / "out") == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "out").exists()

@@ -109,3 +109,71 @@ def test_ddrnet_loss_of_a_single_output_is_the_main_loss():
 def test_ohem_rejects_a_threshold_outside_0_1():
     with pytest.raises(ValueError, match="threshold"):
         OhemCrossEntropy(threshold=1.5)
+
+
+# --------------------------------------------------------------------------------------------
+# set-valued (partial-label) loss for coarse labels
+
+
+def _set_loss(threshold=1.0, min_kept=0):
+    from ddrnet_ros.classes import CAMVID, ClassMap, TrainingLabelSets
+
+    sets = TrainingLabelSets.build(ClassMap.builtin(), [CAMVID])
+    return OhemCrossEntropy(255, threshold, min_kept, sets), sets
+
+
+def test_set_loss_equals_cross_entropy_when_every_label_is_one_class():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 19, 6, 7, dtype=torch.float64)
+    labels = torch.randint(0, 19, (2, 6, 7))
+    labels[0, 0, :3] = 255
+    loss, _ = _set_loss()
+    expected = F.cross_entropy(logits, labels, ignore_index=255)
+    assert loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-9)
+
+
+def test_set_loss_is_minus_log_of_the_set_probability():
+    from ddrnet_ros.classes import CAMVID
+
+    loss, sets = _set_loss()
+    logits = torch.randn(1, 19, 1, 1, dtype=torch.float64)
+    car = CAMVID.names.index("car")
+    labels = torch.full((1, 1, 1), sets.offsets["camvid"] + car)
+    members = torch.from_numpy(sets.table[sets.offsets["camvid"] + car])
+    p_set = torch.softmax(logits, 1)[0, :, 0, 0][members].sum()
+    assert loss(logits, labels).item() == pytest.approx(-math.log(p_set.item()), rel=1e-9)
+
+
+def test_set_loss_gradient_moves_mass_into_the_set_and_leaves_its_split_alone():
+    from ddrnet_ros.classes import CAMVID
+
+    loss, sets = _set_loss()
+    logits = torch.randn(1, 19, 1, 1, dtype=torch.float64, requires_grad=True)
+    car = CAMVID.names.index("car")
+    labels = torch.full((1, 1, 1), sets.offsets["camvid"] + car)
+    loss(logits, labels).backward()
+    members = torch.from_numpy(sets.table[sets.offsets["camvid"] + car])
+    grad = logits.grad[0, :, 0, 0]
+    assert (grad[members] <= 0).all() and (grad[~members] >= 0).all()  # descent raises members, lowers others
+    # Within the set the gradient is proportional to each member's share: the split is not pushed.
+    p = torch.softmax(logits.detach(), 1)[0, :, 0, 0]
+    share = p[members] / p[members].sum()
+    ratio = grad[members] / share
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio))
+
+
+def test_set_loss_never_counts_ignored_pixels_and_ohem_ranks_by_set_probability():
+    from ddrnet_ros.classes import CAMVID
+
+    loss, sets = _set_loss(threshold=0.7, min_kept=0)
+    offset = sets.offsets["camvid"]
+    logits = torch.full((1, 19, 1, 3), -10.0, dtype=torch.float64)
+    car_members = torch.from_numpy(sets.table[offset + CAMVID.names.index("car")])
+    logits[0, car_members, 0, 0] = 5.0       # pixel 0: sure it is some kind of car: easy
+    logits[0, 0, 0, 1] = 5.0                 # pixel 1: sure it is road, labelled car: hard
+    labels = torch.tensor([[[offset + CAMVID.names.index("car"), offset + CAMVID.names.index("car"), 255]]])
+    mask = loss.hard_pixel_mask(logits, labels)
+    assert mask.tolist() == [[[False, True, False]]]
+    total = loss(logits, labels)
+    p_set = torch.softmax(logits, 1)[0, car_members, 0, 1].sum()
+    assert total.item() == pytest.approx(-math.log(p_set.item()), rel=1e-6)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from ddrnet_ros.classes import ClassMap
-from ddrnet_ros.metrics import ConfusionAccumulator, LatencyStats, SegmentationScores, confusion_matrix
+from ddrnet_ros.classes import CAMVID, ClassMap
+from ddrnet_ros.metrics import ConfusionAccumulator, LatencyStats, ScoringSpace, SegmentationScores, confusion_matrix
 
 GT = np.array([[0, 0, 1],
                [1, 2, 255]], np.uint8)
@@ -132,3 +132,30 @@ def test_iou_agrees_with_cityscapesscripts_evaluation(tmp_path):
         else:
             assert mine == pytest.approx(theirs), name
     assert ours.mean_iou == pytest.approx(result["averageScoreClasses"])
+
+
+def test_scoring_in_camvid_space_maps_each_model_class_to_the_set_holding_it():
+    model = ClassMap.builtin()
+    space = ScoringSpace(model, CAMVID)
+    ids = {name: i for i, name in enumerate(model.names)}
+    coarse = {name: i for i, name in enumerate(CAMVID.names)}
+    prediction = np.array([[ids["truck"], ids["bus"], ids["car"], ids["rider"], ids["road"], ids["wall"], 255]],
+                          np.uint8)
+    truth = np.array([[coarse["car"], coarse["car"], coarse["car"], coarse["bicyclist"], coarse["pavement"],
+                       255, coarse["building"]]], np.uint8)
+    accumulator = space.accumulator()
+    accumulator.update(space.prediction(prediction), truth)
+    scores = accumulator.scores().as_dict()
+    iou = scores["per_class_iou"]
+    assert iou["car"] == 1.0 and iou["bicyclist"] == 1.0          # truck/bus count as car, rider as bicyclist
+    assert iou["pavement"] == 0.0 and iou["road"] == 0.0           # road predicted on pavement: both missed
+    assert iou["building"] == 0.0                                  # no class predicted (255) is a miss
+    assert iou["sky"] is None                                      # absent from both: left out of the mean
+    assert scores["pixel_accuracy"] == pytest.approx(4 / 6)         # the ignored pixel is not counted
+    assert space.class_map.names == CAMVID.names and space.name == "camvid"
+
+
+def test_scoring_in_the_model_space_leaves_predictions_alone():
+    space = ScoringSpace(ClassMap.builtin())
+    labels = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    assert space.prediction(labels) is labels and space.name == "model"

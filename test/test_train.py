@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ddrnet_ros import train as trainer
-from ddrnet_ros.classes import ClassMap
+from ddrnet_ros.classes import CAMVID, ClassMap
 from ddrnet_ros.data.sources import VALIDATION_SEED_OFFSET
 from ddrnet_ros.data.transforms import labels_to_tensor, normalize
 from ddrnet_ros.losses import DDRNetLoss, OhemCrossEntropy
@@ -285,3 +285,55 @@ def test_validating_at_a_network_input_size_records_it_for_the_engine(cityscapes
     segmenter = Segmenter(SegmenterConfig(variant="ddrnet23_slim", checkpoint=str(out / "best.pt")))
     assert segmenter.input_size == (32, 64)
     assert segmenter.segment(scene(100)[0]).labels.shape == (HEIGHT, WIDTH)
+
+
+def camvid_args(camvid_root, output, *extra):
+    return trainer.parse_args([
+        "--data", "camvid:3+synthetic:1", "--camvid-root", str(camvid_root), "--height", "64", "--width", "128",
+        "--train-seeds", "3", "--crop", "48x64", "--batch-size", "2", "--camvid-scale-min", "1",
+        "--camvid-scale-max", "1", "--min-kept", "500", "--workers", "0", "--output", str(output), *extra])
+
+
+def test_mixed_camvid_and_synthetic_run_validates_in_camvid_classes_and_records_the_recipe(camvid_root, tmp_path):
+    out = tmp_path / "mixed"
+    summary = trainer.train(camvid_args(camvid_root, out, "--iterations", "2"))
+    assert summary["iterations"] == 2
+    meta = read_metadata(out / "best.pt")
+    assert meta["num_classes"] == 19  # the node's contract stays Cityscapes' 19 classes
+    assert set(meta["val_per_class_iou"]) == set(CAMVID.names)
+    assert meta["training_data"]["val"]["source"] == "camvid" and meta["training_data"]["val"]["split"] == "val"
+    sources = [(d["source"], d["weight"]) for d in meta["training_data"]["train"]]
+    assert sources == [("camvid", 3.0), ("synthetic", 1.0)]
+    recipe = meta["recipe"]
+    assert recipe["camera_augmentation"]["on"] == "real" and recipe["camvid_scale_range"] == [1.0, 1.0]
+
+
+def test_a_camvid_run_without_its_root_or_with_a_wrong_tree_is_one_line(camvid_root, tmp_path, capsys):
+    args = camvid_args(camvid_root, tmp_path / "out", "--iterations", "1")
+    args.camvid_root = None
+    assert trainer.main(args) == 1
+    assert "--data camvid needs --camvid-root" in capsys.readouterr().err
+    args = camvid_args(tmp_path, tmp_path / "out", "--iterations", "1")
+    assert trainer.main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "train/<name>.png" in err and "trainannot/<name>.png" in err
+
+
+def test_the_train_command_restarts_itself_under_tcmalloc_when_the_system_has_it(camvid_root, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    command = [sys.executable, "-c", "import sys; from ddrnet_ros.cli import main; sys.exit(main())", "train",
+               "--data", "camvid", "--camvid-root", str(camvid_root), "--output", str(tmp_path / "out"),
+               "--iterations", "1", "--batch-size", "2", "--crop", "48x64", "--min-kept", "100", "--workers", "0",
+               "--camvid-scale-min", "1", "--camvid-scale-max", "1"]
+    # sys.argv[1] must be "train", as when started as `ddrnet-ros train`.
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    if trainer.find_tcmalloc():
+        assert "restarting with" in done.stderr and done.stderr.count("allocator:") == 1
+    else:
+        assert "install libtcmalloc-minimal4" in done.stderr
+    assert (tmp_path / "out" / "best.pt").is_file()

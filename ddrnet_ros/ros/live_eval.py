@@ -29,11 +29,11 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from ddrnet_ros.classes import ClassMap
+from ddrnet_ros.classes import ClassMap, CoarseLabelSpace
 from ddrnet_ros.data.bags import COMPRESSED_IMAGE, BagError, BagReader, decode_labels, stamp_to_ns
 from ddrnet_ros.encodings import ImageDecodeError
-from ddrnet_ros.evaluate import add_model_arguments, fail
-from ddrnet_ros.metrics import ConfusionAccumulator
+from ddrnet_ros.evaluate import add_model_arguments, fail, label_space_argument
+from ddrnet_ros.metrics import ScoringSpace
 from ddrnet_ros.report import EvaluationReport, Sample, sample_indices, shrink, write_report
 from ddrnet_ros.ros.player import BagPlayer
 
@@ -52,11 +52,13 @@ class LabelScorer(Node):
     """Scores each received label image against the ground truth of the same stamp."""
 
     def __init__(self, context: rclpy.Context, labels_topic: str, ground_truth: dict[int, np.ndarray],
-                 class_map: ClassMap, info_topic: str | None = DEFAULT_INFO_TOPIC) -> None:
+                 class_map: ClassMap, info_topic: str | None = DEFAULT_INFO_TOPIC,
+                 label_space: CoarseLabelSpace | None = None) -> None:
         super().__init__("live_evaluator", context=context)
         self.ground_truth = ground_truth
-        self.class_map = class_map
-        self.accumulator = ConfusionAccumulator(class_map.num_classes, class_map.names, class_map.ignore_label)
+        self.space = ScoringSpace(class_map, label_space)
+        self.class_map = self.space.class_map
+        self.accumulator = self.space.accumulator()
         self.lock = threading.Lock()
         self.published_at: dict[int, float] = {}  # stamp -> when the player sent the frame
         self.answered: dict[int, float] = {}  # stamp -> end-to-end latency ms
@@ -94,7 +96,7 @@ class LabelScorer(Node):
         arrival = time.monotonic()
         stamp = stamp_to_ns(msg.header.stamp)
         try:
-            labels = decode_labels(msg)
+            labels = self.space.prediction(decode_labels(msg))
         except ImageDecodeError as exc:  # logged and skipped: one bad message must not end the run
             self.bad_messages += 1
             self.get_logger().warning(f"skipping label image at stamp {stamp}: {exc}",
@@ -158,7 +160,7 @@ def _sample_strip(bag_path: Path, image_topic: str, scorer: LabelScorer, truth: 
 def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", label_topic: str | None = None,
                   labels_topic: str = DEFAULT_LABELS_TOPIC, rate: float = 1.0, class_map: ClassMap | None = None,
                   node_wait_s: float = 120.0, drain_s: float = 5.0, node_process: "NodeProcess | None" = None,
-                  domain_id: int | None = None) -> EvaluationReport:
+                  domain_id: int | None = None, label_space: CoarseLabelSpace | None = None) -> EvaluationReport:
     """Play the bag's camera topic, score the node's labels, and return the report."""
     bag_path = Path(bag_path)
     class_map = class_map or ClassMap.builtin()
@@ -173,7 +175,7 @@ def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", 
     rclpy.init(context=context, domain_id=domain_id)
     executor = SingleThreadedExecutor(context=context)
     try:
-        scorer = LabelScorer(context, labels_topic, truth, class_map)
+        scorer = LabelScorer(context, labels_topic, truth, class_map, label_space=label_space)
         player_node = Node("live_eval_player", context=context)
         executor.add_node(scorer)
         spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -205,13 +207,14 @@ def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", 
 
             model["checkpoint_sha256"] = sha256_of(node_process.checkpoint)
     return EvaluationReport(
-        mode="live", bag=description, model=model, class_map=class_map, frames=frames,
+        mode="live", bag=description, model=model, class_map=scorer.class_map, frames=frames,
         latency_samples_ms=[scorer.answered[s] for s in sorted(scorer.answered)],
         latency_label="end-to-end latency (player publish -> labels received)",
         scores=scorer.accumulator.scores() if label_topic else None, wall_time_s=wall,
         throughput_fps=answered / stats.wall_time_s if stats.wall_time_s > 0 else None,
         samples=_sample_strip(bag_path, image_topic, scorer, truth),
-        extra={"playback": {"rate": rate, "wall_time_s": stats.wall_time_s, "max_lag_ms": stats.max_lag_ms}})
+        extra={"playback": {"rate": rate, "wall_time_s": stats.wall_time_s, "max_lag_ms": stats.max_lag_ms},
+               **({"label_space": label_space.name} if label_space else {})})
 
 
 def _wait_for_node(scorer: LabelScorer, image_topic: str, timeout_s: float,
@@ -320,6 +323,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="rosbag2 directory (or .db3 / .mcap file)")
     parser.add_argument("--image-topic", default="/camera/image_raw", help="camera topic played into the node")
     parser.add_argument("--label-topic", default=None, help="ground-truth topic in the bag (mono8 train ids)")
+    parser.add_argument("--label-space", type=label_space_argument, default=None, metavar="SPACE",
+                        help="what the bag's label ids are: model (default) or camvid (make-bag --from-camvid)")
     parser.add_argument("--labels-topic", default=DEFAULT_LABELS_TOPIC, help="where the node publishes labels")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     parser.add_argument("--start-node", action="store_true",
@@ -352,7 +357,7 @@ def main(args: argparse.Namespace) -> int:
                                checkpoint=args.checkpoint,
                                model={"backend": args.backend, "device": args.device})
         report = evaluate_live(args.bag, args.image_topic, args.label_topic, args.labels_topic, args.rate,
-                               class_map, args.node_wait, args.drain, node)
+                               class_map, args.node_wait, args.drain, node, label_space=args.label_space)
     except (BagError, LiveEvalError) as exc:
         return fail("evaluate-live", exc)
     finally:

@@ -115,6 +115,21 @@ def test_live_scores_match_a_direct_computation_and_unanswered_frames_count_as_d
     assert set(doc["pictures"]) == {"iou", "confusion", "latency", "samples"}
 
 
+def test_live_labels_are_scored_in_camvid_classes_when_the_bag_holds_camvid_ids(bag, echo_node):
+    from ddrnet_ros.classes import CAMVID
+    from ddrnet_ros.metrics import ScoringSpace
+
+    report = evaluate_live(bag, CAMERA, GROUND_TRUTH, rate=2.0, class_map=ClassMap.builtin(), node_wait_s=30.0,
+                           drain_s=2.0, domain_id=echo_node, label_space=CAMVID)
+    space = ScoringSpace(ClassMap.builtin(), CAMVID)
+    expected = space.accumulator()
+    for i in range(FRAMES):
+        if i not in SKIPPED:
+            expected.update(space.prediction(_prediction(np.where(_truth(i) == 255, 0, _truth(i)), i)), _truth(i))
+    assert report.class_map.names == CAMVID.names and report.extra["label_space"] == "camvid"
+    np.testing.assert_array_equal(report.scores.confusion, expected.matrix)
+
+
 def test_live_evaluation_without_a_node_fails_in_one_line(bag, ros_domain_id):
     from ddrnet_ros.ros.live_eval import LiveEvalError
 

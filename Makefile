@@ -40,6 +40,11 @@ test: setup
 demo: setup
 	$(VENV)/bin/ddrnet-ros demo $(DEMO_ARGS)
 
+# config/segmentation.yaml and the parameter table of docs/node.md, from ddrnet_ros/ros/params.py.
+.PHONY: params
+params: setup
+	$(PY) -m ddrnet_ros.ros.param_docs
+
 bench: setup
 	@ran=0; for script in bench/bench_engine.py bench/bench_node.py bench/bench_gc.py; do \
 		if [ -f "$$script" ]; then echo "== $$script"; $(PY) "$$script"; ran=1; fi; \

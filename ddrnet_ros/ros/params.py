@@ -21,12 +21,10 @@ from typing import Any, Callable
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
+from ddrnet_ros.engine.loading import RANDOM, SHIPPED
 from ddrnet_ros.engine.config import BACKENDS, DEVICE_CHOICES, PRECISIONS, EngineConfigError, SegmenterConfig
 from ddrnet_ros.model import VARIANTS
 from ddrnet_ros.ros.qos import INPUT_QOS_CHOICES, OUTPUT_QOS_CHOICES
-
-#: ``checkpoint`` value that asks for random weights (tests and benchmarks only).
-RANDOM_CHECKPOINT = "random"
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -58,64 +56,90 @@ def _is_str(v: Any) -> bool:
     return isinstance(v, str)
 
 
+def _is_checkpoint(v: Any) -> bool:
+    return isinstance(v, str) and bool(v.strip())
+
+
 def _one_of(choices: tuple[str, ...]) -> Callable[[Any], bool]:
     return lambda v: v in choices
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """A declared parameter: default, description shown by ``ros2 param describe``, and its check."""
+    """A declared parameter: default, description shown by ``ros2 param describe``, and its check.
+
+    This table is the one source of the parameters' defaults and descriptions:
+    ``config/segmentation.yaml`` and the table in ``docs/node.md`` are generated from it
+    (``make params``, i.e. ``python -m ddrnet_ros.ros.param_docs``). ``doc`` is extra text for
+    docs/node.md only (pointers to its sections).
+    """
 
     name: str
     default: Any
     description: str
     allowed: str
     check: Callable[[Any], bool]
+    doc: str = ""
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("autostart", True, "Configure and activate by itself at start-up (false: wait for a lifecycle manager).",
+    ParamSpec("autostart", True, "The node executable (ddrnet-ros run, segmentation_node, the launch file) "
+              "configures and activates the node by itself at start-up; false: it stays unconfigured until "
+              "a lifecycle manager drives it.",
               "true or false", _is_bool),
-    ParamSpec("variant", "ddrnet23_slim", "DDRNet variant of the checkpoint.",
+    ParamSpec("variant", "ddrnet23_slim", "DDRNet variant; must match the checkpoint, and is the architecture "
+              "of random weights. Case, '-' and '_' are ignored (DDRNet-23-slim works).",
               ", ".join(VARIANTS), _is_str),
-    ParamSpec("checkpoint", "", f"Checkpoint file; empty: the shipped checkpoint; '{RANDOM_CHECKPOINT}': "
-              "random weights (tests and benchmarks only).", "a path, '' or 'random'", _is_str),
-    ParamSpec("device", "auto", "Where inference runs; auto picks cuda when available, else cpu.",
+    ParamSpec("checkpoint", SHIPPED, "Checkpoint file (its sidecar <file>.json, when present, gives the classes "
+              f"and the recommended input size); '{SHIPPED}': the checkpoint packaged with ddrnet_ros; "
+              f"'{RANDOM}': random weights from a fixed seed (tests and benchmarks only). The same words as "
+              "ddrnet-ros --checkpoint.", f"a path, '{SHIPPED}' or '{RANDOM}'", _is_checkpoint),
+    ParamSpec("device", "auto", "Where inference runs; auto: cuda:0 when CUDA is available and the backend is "
+              "torch, else cpu. cuda or cuda:N without that CUDA device fails configure.",
               DEVICE_CHOICES, _is_str),
-    ParamSpec("backend", "torch", "Inference backend.", ", ".join(BACKENDS), _is_str),
-    ParamSpec("precision", "fp32", "Numeric precision of inference (fp16 needs CUDA).", ", ".join(PRECISIONS),
-              _is_str),
+    ParamSpec("backend", "torch", "Inference backend; onnxruntime and openvino need their Python package and run "
+              "on the CPU only (device cpu or auto), in fp32.", ", ".join(BACKENDS), _is_str),
+    ParamSpec("precision", "fp32", "Numeric precision of inference; fp16 needs a CUDA device, bf16 the torch "
+              "backend.", ", ".join(PRECISIONS), _is_str),
     ParamSpec("input_size", [0, 0], "Network input [height, width]; [0, 0]: the size the checkpoint's sidecar "
-              "recommends, else each image's own size (padded to a multiple of 8). Outputs always have "
-              "the input image's size.",
+              "recommends (network_input_size), else each image's own size (padded to a multiple of 8). "
+              "Outputs always have the input image's size.",
               "[height, width]: [0, 0] or positive multiples of 8",
               lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v)),
     ParamSpec("keep_aspect", True, "Letterbox to input_size keeping the aspect ratio (false: stretch).",
               "true or false", _is_bool),
     ParamSpec("num_threads", 0, "CPU threads for inference; 0: the library default.",
               "an integer >= 0", lambda v: _is_int(v) and v >= 0),
-    ParamSpec("class_config", "", "Class names and colours (YAML); empty: the built-in Cityscapes 19 classes. "
-              "Must list exactly as many classes as the model predicts.", "a path or ''", _is_str),
-    ParamSpec("overlay_alpha", 0.5, "Weight of the colour mask in the overlay image.",
+    ParamSpec("class_config", "", "Class names and colours (a class YAML file); empty: the classes in the "
+              "checkpoint's sidecar, else the built-in Cityscapes 19 classes. Must list exactly as many classes "
+              f"as the model predicts; with checkpoint '{RANDOM}' it sets the class count.",
+              "a path or ''", _is_str),
+    ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in the overlay image (0: the image, 1: the "
+              "colours); ignored pixels keep the image.",
               "a number in [0, 1]", lambda v: _is_number(v) and 0.0 <= v <= 1.0),
-    ParamSpec("confidence_threshold", 0.0, "Pixels whose max softmax is below this become the ignore label (255).",
+    ParamSpec("confidence_threshold", 0.0, "Pixels whose max softmax is below this become the ignore label "
+              "(255 unless the class map sets another); 0: off.",
               "a number in [0, 1]", lambda v: _is_number(v) and 0.0 <= v <= 1.0),
     ParamSpec("input_qos", "auto", "Image subscription reliability; auto: follow the publishers (reliable "
-              "unless every publisher is best effort).", ", ".join(INPUT_QOS_CHOICES), _one_of(INPUT_QOS_CHOICES)),
-    ParamSpec("output_qos", "reliable", "Reliability of labels/color/overlay/confidence.",
+              "unless every publisher is best effort).", ", ".join(INPUT_QOS_CHOICES), _one_of(INPUT_QOS_CHOICES),
+              doc='See "QoS and transport" below.'),
+    ParamSpec("output_qos", "reliable", "Reliability of labels/color/overlay/confidence (the label info is "
+              "always reliable, transient local).",
               ", ".join(OUTPUT_QOS_CHOICES), _one_of(OUTPUT_QOS_CHOICES)),
-    ParamSpec("output_depth", 1, "History depth of the output publishers.", "an integer >= 1",
+    ParamSpec("output_depth", 1, "History depth (keep last) of labels/color/overlay/confidence.", "an integer >= 1",
               lambda v: _is_int(v) and v >= 1),
     ParamSpec("freeze_gc", True, "After configure, take every object then alive (model, ROS) out of Python's "
               "cyclic garbage collector (gc.freeze; undone at cleanup), so that a full collection no longer "
-              "stalls a frame by tens to hundreds of ms.", "true or false", _is_bool),
+              "stalls a frame by tens to hundreds of ms.", "true or false", _is_bool,
+              doc='See "Latency tails" below.'),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (wall clock).",
               "a number > 0", lambda v: _is_number(v) and v > 0),
     ParamSpec("cameras", ["camera"], "Camera names; each has camera.<name>.topic and camera.<name>.compressed. "
               "One camera publishes segmentation/labels etc., several publish segmentation/<name>/labels.",
               "a non-empty list of unique names of letters, digits and _",
               lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and len(set(v)) == len(v)
-              and all(_is_str(n) and _CAMERA_NAME.match(n) for n in v)),
+              and all(_is_str(n) and _CAMERA_NAME.match(n) for n in v),
+              doc='See "Several cameras" below.'),
 )
 
 _SPECS = {spec.name: spec for spec in PARAMETERS}
@@ -123,12 +147,14 @@ _SPECS = {spec.name: spec for spec in PARAMETERS}
 
 def compressed_spec(name: str) -> ParamSpec:
     return ParamSpec(f"camera.{name}.compressed", False,
-                     f"Camera '{name}' publishes sensor_msgs/CompressedImage (jpeg/png).", "true or false", _is_bool)
+                     f"true: camera '{name}' publishes sensor_msgs/CompressedImage (jpeg/png); "
+                     "false: sensor_msgs/Image.", "true or false", _is_bool)
 
 
 def topic_spec(name: str, compressed: bool) -> ParamSpec:
     default = f"{name}/image_raw/compressed" if compressed else f"{name}/image_raw"
-    return ParamSpec(f"camera.{name}.topic", default, f"Image topic of camera '{name}'.",
+    return ParamSpec(f"camera.{name}.topic", default,
+                     f"Image topic of camera '{name}'; a relative name resolves in the node's namespace.",
                      "a non-empty topic name", lambda v: _is_str(v) and bool(v.strip()))
 
 
@@ -190,7 +216,7 @@ def read_settings(node: Node) -> NodeSettings:
     size = v["input_size"]
     segmenter = SegmenterConfig(
         variant=v["variant"],
-        checkpoint="" if checkpoint == RANDOM_CHECKPOINT else (checkpoint or None),
+        checkpoint=checkpoint,
         device=v["device"], backend=v["backend"], precision=v["precision"],
         input_size=None if size == [0, 0] else tuple(size), keep_aspect=v["keep_aspect"],
         num_threads=v["num_threads"], class_map=v["class_config"] or None)

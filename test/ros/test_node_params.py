@@ -72,9 +72,16 @@ def test_a_missing_shipped_checkpoint_fails_configure_naming_the_file(harness, m
     # a package whose checkpoint file went missing (an incomplete install)
     monkeypatch.setattr(ddrnet_ros.resources, "DEFAULT_CHECKPOINT_NAME", "missing_checkpoint.pt")
     assert not default_checkpoint().is_file()
-    node = harness.node(autostart=False, checkpoint="")
+    node = harness.node(autostart=False, checkpoint="shipped")
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert default_checkpoint().name in node.configure_error
+
+
+def test_an_empty_checkpoint_is_refused_with_the_words_that_are_allowed(harness):
+    node = harness.node(autostart=False, checkpoint="")
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert "checkpoint" in node.configure_error and "'shipped'" in node.configure_error
+    assert "'random'" in node.configure_error
 
 
 def test_configure_can_be_retried_after_fixing_the_parameter(harness):

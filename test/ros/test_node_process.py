@@ -99,8 +99,8 @@ def test_the_node_executable_exits_in_one_line_when_a_parameter_is_invalid(start
 def test_ddrnet_ros_run_reads_the_same_params_file(harness, ros_env, spawn_python, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(PARAMS.read_text().replace("topic: camera/image_raw", "topic: elsewhere/image")
-                      .replace('checkpoint: ""', "checkpoint: random").replace("device: auto", "device: cpu"))
-    node = subprocess.Popen([sys.executable, "-m", "ddrnet_ros.cli", "run", "--params-file", str(params),
+                      .replace('checkpoint: shipped', "checkpoint: random").replace("device: auto", "device: cpu"))
+    node = subprocess.Popen([sys.executable, "-m", "ddrnet_ros", "run", "--params-file", str(params),
                              "--ros-args", "-r", "elsewhere/image:=camera/image_raw"],
                             env=ros_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -81,10 +81,20 @@ class FrameCache:
 
 
 def _generator_fingerprint() -> str:
-    """Short hash of the generator's source, so a changed generator never reads stale frames."""
-    from . import synthetic
+    """Short hash of the generator's source, so a changed generator never reads stale frames.
 
-    return hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()[:10]
+    The generator is a package: every one of its modules is hashed (name and bytes, in name
+    order), since a change in any of them can change the scenes.
+    """
+    from . import synthetic  # imported here: the generator is optional for the other sources
+
+    package_dir = Path(synthetic.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py"), key=lambda p: p.relative_to(package_dir).as_posix()):
+        source = path.read_bytes()
+        digest.update(f"{path.relative_to(package_dir).as_posix()}\0{len(source)}\0".encode())
+        digest.update(source)
+    return digest.hexdigest()[:10]
 
 
 class SyntheticScenes(Dataset):

@@ -13,6 +13,6 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["ddrnet_ros", "ddrnet_ros.*"]),
     package_data={"ddrnet_ros.resources": ["*.yaml", "*.pt", "*.json"], "ddrnet_ros.ros": ["*.xml"]},
-    entry_points={"console_scripts": ["ddrnet-ros = ddrnet_ros.cli:main"]},
+    entry_points={"console_scripts": ["ddrnet-ros = ddrnet_ros.commands:main"]},
     zip_safe=False,
 )

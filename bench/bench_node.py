@@ -236,7 +236,7 @@ def node_case(rate: float, count: int, transport: str, input_size: tuple[int, in
     log_path, out, ready = tmp / f"node{domain}.log", tmp / f"labels{domain}.json", tmp / f"ready{domain}"
     with open(log_path, "w") as log:
         node = subprocess.Popen(
-            [sys.executable, "-m", "ddrnet_ros.cli", "run", "--params-file", str(ROOT / "config/segmentation.yaml"),
+            [sys.executable, "-m", "ddrnet_ros", "run", "--params-file", str(ROOT / "config/segmentation.yaml"),
              "--ros-args", "-p", "checkpoint:=random", "-p", "device:=cpu",
              "-p", f"input_size:=[{input_size[0]}, {input_size[1]}]",
              "-r", "camera/image_raw:=bench_image", "--log-level", "segmentation_node:=debug"],

@@ -71,7 +71,7 @@ if [ "$(cat "$deps_stamp" 2>/dev/null)" != "$deps_key" ]; then
     fi
     log "installing ddrnet_ros (editable)"
     quiet_pip "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
-    vpy -c 'import torch, rclpy, rosidl_parser.parser, lark, ddrnet_ros.cli' \
+    vpy -c 'import torch, rclpy, rosidl_parser.parser, lark, ddrnet_ros.commands' \
         || die "the venv's packages do not import (see above)"
     vpy -c 'import lark, sys; sys.exit(not lark.__version__.startswith("0.12"))' \
         || die "lark is not lark-parser 0.12 (rosidl_parser needs it)"

@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    import numpy as np
     from rclpy.context import Context
 
 #: Domain ids handed out. Above 101 the DDS ports fall into Linux's ephemeral port range.
@@ -165,7 +166,7 @@ CAMVID_FIXTURE_FRAMES = {
 CAMVID_FIXTURE_SIZE = (48, 64)  # height, width
 
 
-def camvid_pair(seed: int) -> tuple["np.ndarray", "np.ndarray"]:
+def camvid_pair(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """An RGB frame and its CamVid labels (0 sky, 3 road, 8 car, 11 unlabelled), drawn from ``seed``."""
     import numpy as np
 

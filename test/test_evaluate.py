@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from ddrnet_ros.cli import main as cli
+from ddrnet_ros.commands import main as cli
 from ddrnet_ros.data.bags import BagReader, BagWriter, typestore
 from ddrnet_ros.data.make_bag import DEFAULT_IMAGE_TOPIC as CAMERA, DEFAULT_LABEL_TOPIC as LABELS
 from ddrnet_ros.data.make_bag import write_synthetic_bag
-from ddrnet_ros.metrics import ConfusionAccumulator
+from ddrnet_ros.evaluation.metrics import ConfusionAccumulator
 
 FRAMES, H, W = 3, 64, 128
 
@@ -174,7 +174,7 @@ def test_bad_input_exits_nonzero_with_one_line_and_no_report(tmp_path, capsys, c
 def test_a_camvid_split_is_scored_in_camvid_classes_with_the_same_report(camvid_root, checkpoint, tmp_path):
     from ddrnet_ros.classes import CAMVID
     from ddrnet_ros.data.camvid import CamVidDataset
-    from ddrnet_ros.metrics import ScoringSpace
+    from ddrnet_ros.evaluation.metrics import ScoringSpace
 
     out = tmp_path / "report"
     assert _evaluate("--dataset", "camvid", camvid_root, "--split", "test", "--checkpoint", checkpoint,

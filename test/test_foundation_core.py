@@ -12,8 +12,10 @@ import json
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "ddrnet_ros"
-#: Modules allowed to use ROS: the adapters, the generated messages, and the demo that drives the node.
-ROS_LAYER = ("ddrnet_ros.ros", "ddrnet_ros.msg", "ddrnet_ros.demo")
+#: Modules allowed to use ROS: the adapters, the generated messages, and the commands that run,
+#: play into or drive the node.
+ROS_LAYER = ("ddrnet_ros.ros", "ddrnet_ros.msg", "ddrnet_ros.commands.run", "ddrnet_ros.commands.play",
+             "ddrnet_ros.commands.evaluate_live", "ddrnet_ros.commands.demo", "ddrnet_ros.__main__")
 
 IMPORT_WITHOUT_ROS = r"""
 import importlib, importlib.abc, json, sys
@@ -61,7 +63,7 @@ def _core_modules() -> list[str]:
 
 def test_core_modules_import_without_rclpy(run_python):
     modules = _core_modules()
-    assert {"ddrnet_ros", "ddrnet_ros.model", "ddrnet_ros.classes", "ddrnet_ros.cli"} <= set(modules)
+    assert {"ddrnet_ros", "ddrnet_ros.model", "ddrnet_ros.classes", "ddrnet_ros.commands"} <= set(modules)
     done = run_python(IMPORT_WITHOUT_ROS, *modules, timeout=300)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {}
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddrnet_ros.losses import DDRNetLoss, OhemCrossEntropy
+from ddrnet_ros.training.losses import DDRNetLoss, OhemCrossEntropy
 
 
 def two_class_logits(true_class_prob: list[list[float]]) -> torch.Tensor:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ddrnet_ros.classes import ClassMap
-from ddrnet_ros.metrics import ConfusionAccumulator
-from ddrnet_ros.report import ERROR_COLOR, EvaluationReport, Sample, error_map, write_report
+from ddrnet_ros.evaluation.metrics import ConfusionAccumulator
+from ddrnet_ros.evaluation.report import ERROR_COLOR, EvaluationReport, Sample, error_map, write_report
 
 CLASSES = ClassMap.builtin()
 

@@ -11,7 +11,7 @@ import pytest
 
 from ddrnet_ros.data.synthetic import HELDOUT_SEED_START, generate_scene
 from ddrnet_ros.engine import Segmenter, SegmenterConfig
-from ddrnet_ros.metrics import ConfusionAccumulator
+from ddrnet_ros.evaluation.metrics import ConfusionAccumulator
 from ddrnet_ros.model import create_model, read_metadata, read_state_dict, sha256_of
 from ddrnet_ros.resources import DEFAULT_VARIANT, default_checkpoint
 

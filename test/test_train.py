@@ -7,11 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from ddrnet_ros import train as trainer
+from ddrnet_ros.commands import train as command
+from ddrnet_ros.training import loop, train
+from ddrnet_ros.training.checkpointing import init_from_checkpoint
+from ddrnet_ros.training.data import EpochBatches
+from ddrnet_ros.training.schedule import poly_lr
 from ddrnet_ros.classes import CAMVID, ClassMap
 from ddrnet_ros.data.sources import VALIDATION_SEED_OFFSET
 from ddrnet_ros.data.transforms import labels_to_tensor, normalize
-from ddrnet_ros.losses import DDRNetLoss, OhemCrossEntropy
+from ddrnet_ros.training.losses import DDRNetLoss, OhemCrossEntropy
 from ddrnet_ros.model import CheckpointError, create_model, load_checkpoint, read_metadata, save_checkpoint
 
 HEIGHT, WIDTH = 64, 128
@@ -53,7 +57,7 @@ def write_tree(root, num_classes):
 
 
 def run_args(root, output, *extra):
-    return trainer.parse_args([
+    return command.parse_args([
         "--data", "cityscapes", "--cityscapes-root", str(root), "--output", str(output),
         "--height", str(HEIGHT), "--width", str(WIDTH), "--crop", "64x64", "--batch-size", "2",
         "--min-kept", "2000", "--workers", "0", "--seed", "3", *extra])
@@ -79,7 +83,7 @@ def test_loss_decreases_over_a_few_sgd_steps_on_a_fixed_batch():
 
 def test_training_saves_best_checkpoint_in_official_layout_with_sidecar(cityscapes_root, tmp_path):
     out = tmp_path / "run"
-    summary = trainer.train(run_args(cityscapes_root, out, "--iterations", "4", "--val-every", "2"))
+    summary = train(run_args(cityscapes_root, out, "--iterations", "4", "--val-every", "2"))
     assert summary["iterations"] == 4 and summary["stopped_by"] == "completed"
 
     state = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
@@ -108,11 +112,11 @@ def test_training_saves_best_checkpoint_in_official_layout_with_sidecar(cityscap
 
 def test_resume_continues_from_the_saved_iteration_with_the_same_optimizer_state(cityscapes_root, tmp_path):
     straight = tmp_path / "straight"
-    trainer.train(run_args(cityscapes_root, straight, "--iterations", "4", "--threads", "1"))
+    train(run_args(cityscapes_root, straight, "--iterations", "4", "--threads", "1"))
 
     split = tmp_path / "split"
     # A time budget of ~0 stops cleanly after the first step, saving resume.pt.
-    first = trainer.train(run_args(cityscapes_root, split, "--iterations", "4", "--threads", "1",
+    first = train(run_args(cityscapes_root, split, "--iterations", "4", "--threads", "1",
                                    "--time-budget", "1e-9"))
     assert first["iterations"] == 1 and first["stopped_by"].startswith("time budget")
     saved = torch.load(split / "resume.pt", map_location="cpu", weights_only=True)
@@ -120,7 +124,7 @@ def test_resume_continues_from_the_saved_iteration_with_the_same_optimizer_state
     assert any(k.startswith("seghead_extra.") for k in saved["model"])  # aux head kept for training
     assert all("momentum_buffer" in s for s in saved["optimizer"]["state"].values())
 
-    second = trainer.train(run_args(cityscapes_root, split, "--iterations", "4", "--threads", "1", "--resume"))
+    second = train(run_args(cityscapes_root, split, "--iterations", "4", "--threads", "1", "--resume"))
     assert second["iterations"] == 4
     # Same data order, same augmentation, same momentum: the split run ends where the straight one did.
     a = torch.load(straight / "last.pt", weights_only=True)
@@ -130,7 +134,7 @@ def test_resume_continues_from_the_saved_iteration_with_the_same_optimizer_state
 
 
 def test_resume_without_a_saved_run_is_a_one_line_error(cityscapes_root, tmp_path, capsys):
-    code = trainer.main(run_args(cityscapes_root, tmp_path / "empty", "--iterations", "2", "--resume"))
+    code = command.main(run_args(cityscapes_root, tmp_path / "empty", "--iterations", "2", "--resume"))
     err = capsys.readouterr().err.strip()
     assert code == 1 and "resume.pt not found" in err and len(err.splitlines()) == 1
 
@@ -140,7 +144,7 @@ def test_fine_tuning_to_fewer_classes_reinitialises_only_the_classifier(tmp_path
     source = create_model("ddrnet23_slim", num_classes=19)
     save_checkpoint(source, tmp_path / "official19.pt")
     target = create_model("ddrnet23_slim", num_classes=3, aux=True)
-    fresh = trainer.init_from_checkpoint(target, tmp_path / "official19.pt")
+    fresh = init_from_checkpoint(target, tmp_path / "official19.pt")
     assert sorted(f.split(" ")[0] for f in fresh) == ["final_layer.conv2.bias", "final_layer.conv2.weight",
                                                       "seghead_extra.*"]
     loaded, original = target.state_dict(), source.state_dict()
@@ -158,7 +162,7 @@ def test_fine_tuning_run_with_a_three_class_config_trains_and_saves_three_classe
     torch.manual_seed(2)
     save_checkpoint(create_model("ddrnet23_slim"), tmp_path / "init19.pt")
     out = tmp_path / "ft"
-    trainer.train(run_args(root, out, "--iterations", "2", "--classes", str(classes),
+    train(run_args(root, out, "--iterations", "2", "--classes", str(classes),
                            "--init", str(tmp_path / "init19.pt")))
     model = create_model("ddrnet23_slim", num_classes=3)
     meta = load_checkpoint(model, out / "best.pt")
@@ -170,27 +174,27 @@ def test_fine_tuning_run_with_a_three_class_config_trains_and_saves_three_classe
 def test_init_from_another_variant_names_the_mismatch(tmp_path):
     save_checkpoint(create_model("ddrnet23_slim"), tmp_path / "slim.pt")
     with pytest.raises(CheckpointError, match="cannot initialise ddrnet23.*shape mismatch"):
-        trainer.init_from_checkpoint(create_model("ddrnet23", aux=True), tmp_path / "slim.pt")
+        init_from_checkpoint(create_model("ddrnet23", aux=True), tmp_path / "slim.pt")
 
 
 def test_wrong_dataset_layout_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "notcityscapes").mkdir()
-    code = trainer.main(run_args(tmp_path / "notcityscapes", tmp_path / "out", "--iterations", "1"))
+    code = command.main(run_args(tmp_path / "notcityscapes", tmp_path / "out", "--iterations", "1"))
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "leftImg8bit/train" in err
 
 
 def test_poly_schedule_decays_from_base_to_zero():
-    assert trainer.poly_lr(0.01, 0.0, 0.9) == pytest.approx(0.01)
-    assert trainer.poly_lr(0.01, 0.5, 0.9) == pytest.approx(0.01 * 0.5 ** 0.9)
-    assert trainer.poly_lr(0.01, 1.0, 0.9) == 0.0
-    assert trainer.poly_lr(0.01, 1.3, 0.9) == 0.0
+    assert poly_lr(0.01, 0.0, 0.9) == pytest.approx(0.01)
+    assert poly_lr(0.01, 0.5, 0.9) == pytest.approx(0.01 * 0.5 ** 0.9)
+    assert poly_lr(0.01, 1.0, 0.9) == 0.0
+    assert poly_lr(0.01, 1.3, 0.9) == 0.0
 
 
 def test_annealing_to_the_time_budget_ends_with_zero_learning_rate_before_the_iterations(cityscapes_root, tmp_path):
     out = tmp_path / "anneal"
     # 0.002 min = 0.12 s: far fewer than 1000 iterations fit, so time decides the schedule.
-    summary = trainer.train(run_args(cityscapes_root, out, "--iterations", "1000", "--time-budget", "0.002",
+    summary = train(run_args(cityscapes_root, out, "--iterations", "1000", "--time-budget", "0.002",
                                      "--anneal-to-budget"))
     assert 1 <= summary["iterations"] < 1000 and summary["stopped_by"].startswith("time budget")
     saved = torch.load(out / "resume.pt", weights_only=True)
@@ -198,12 +202,12 @@ def test_annealing_to_the_time_budget_ends_with_zero_learning_rate_before_the_it
 
 
 def test_epoch_batches_cover_every_sample_once_per_epoch_and_restart_mid_epoch():
-    batches = list(trainer.EpochBatches(10, 3, seed=4, start_iteration=0, total_iterations=6))
+    batches = list(EpochBatches(10, 3, seed=4, start_iteration=0, total_iterations=6))
     assert all(len(b) == 3 for b in batches)
     for epoch in (0, 1):
         keys = [k for b in batches[epoch * 3:(epoch + 1) * 3] for k in b]
         assert {e for e, _ in keys} == {epoch} and len({i for _, i in keys}) == 9  # one dropped
-    resumed = list(trainer.EpochBatches(10, 3, seed=4, start_iteration=4, total_iterations=6))
+    resumed = list(EpochBatches(10, 3, seed=4, start_iteration=4, total_iterations=6))
     assert resumed == batches[4:]
 
 
@@ -211,11 +215,11 @@ def test_synthetic_run_records_training_and_held_out_validation_seeds(tmp_path):
     from ddrnet_ros.data.synthetic import HELDOUT_SEED_START
 
     out = tmp_path / "synthetic"
-    args = trainer.parse_args(["--data", "synthetic", "--height", "64", "--width", "128", "--train-seeds", "4",
+    args = command.parse_args(["--data", "synthetic", "--height", "64", "--width", "128", "--train-seeds", "4",
                                "--val-seeds", "2", "--crop", "64x64", "--batch-size", "2", "--iterations", "2",
                                "--min-kept", "1000", "--workers", "0", "--cache-dir", str(tmp_path / "cache"),
                                "--output", str(out)])
-    assert trainer.train(args)["iterations"] == 2
+    assert train(args)["iterations"] == 2
     data = read_metadata(out / "best.pt")["training_data"]
     assert data["train"] == {"source": "synthetic", "height": 64, "width": 128, "count": 4, "first_seed": 0,
                              "last_seed": 3}
@@ -233,19 +237,19 @@ def test_bag_run_trains_on_stamp_paired_frames(tmp_path):
                 writer.write_image("/cam/image", image, 1_000 + i, "cam")
                 writer.write_image("/cam/labels", labels, 1_000 + i, "cam", encoding="mono8")
     out = tmp_path / "bagrun"
-    args = trainer.parse_args(["--data", "bag", "--bag", str(tmp_path / "train_bag"), "--val-bag",
+    args = command.parse_args(["--data", "bag", "--bag", str(tmp_path / "train_bag"), "--val-bag",
                                str(tmp_path / "val_bag"), "--image-topic", "/cam/image", "--label-topic",
                                "/cam/labels", "--height", str(HEIGHT), "--width", str(WIDTH), "--crop", "64x64",
                                "--batch-size", "2", "--iterations", "2", "--min-kept", "1000", "--workers", "0",
                                "--output", str(out)])
-    trainer.train(args)
+    train(args)
     data = read_metadata(out / "best.pt")["training_data"]
     assert data["train"]["source"] == "bag" and data["train"]["count"] == 4 and data["val"]["count"] == 2
 
 
 def test_bf16_channels_last_training_lowers_the_loss_and_saves_the_plain_official_layout(cityscapes_root, tmp_path):
     out = tmp_path / "bf16"
-    summary = trainer.train(run_args(cityscapes_root, out, "--iterations", "16", "--val-every", "4", "--lr", "0.02",
+    summary = train(run_args(cityscapes_root, out, "--iterations", "16", "--val-every", "4", "--lr", "0.02",
                                      "--threads", "1", "--precision", "bf16", "--channels-last"))
     assert summary["iterations"] == 16
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
@@ -260,7 +264,7 @@ def test_bf16_channels_last_training_lowers_the_loss_and_saves_the_plain_officia
 
 
 def test_fp16_on_the_cpu_is_a_one_line_error(cityscapes_root, tmp_path, capsys):
-    code = trainer.main(run_args(cityscapes_root, tmp_path / "fp16", "--iterations", "2", "--precision", "fp16"))
+    code = command.main(run_args(cityscapes_root, tmp_path / "fp16", "--iterations", "2", "--precision", "fp16"))
     err = capsys.readouterr().err.strip()
     assert code == 1 and "--precision fp16 needs a CUDA --device" in err and len(err.splitlines()) == 1
 
@@ -271,14 +275,14 @@ def test_validating_at_a_network_input_size_records_it_for_the_engine(cityscapes
     out = tmp_path / "small_input"
     args = run_args(cityscapes_root, out, "--iterations", "2", "--val-input-size", "32x64")
     val_images = []
-    real_validate = trainer.validate
+    real_validate = loop.validate
 
     def recording_validate(model, loader, class_map, device, label_space=None):
         val_images.extend(tuple(images.shape[-2:]) for images, _ in loader)
         return real_validate(model, loader, class_map, device, label_space)
 
-    monkeypatch.setattr(trainer, "validate", recording_validate)
-    trainer.train(args)
+    monkeypatch.setattr(loop, "validate", recording_validate)
+    train(args)
     assert val_images and set(val_images) == {(32, 64)}
     metadata = read_metadata(out / "best.pt")
     assert metadata["network_input_size"] == [32, 64] and metadata["input_size"] == [HEIGHT, WIDTH]
@@ -288,7 +292,7 @@ def test_validating_at_a_network_input_size_records_it_for_the_engine(cityscapes
 
 
 def camvid_args(camvid_root, output, *extra):
-    return trainer.parse_args([
+    return command.parse_args([
         "--data", "camvid:3+synthetic:1", "--camvid-root", str(camvid_root), "--height", "64", "--width", "128",
         "--train-seeds", "3", "--crop", "48x64", "--batch-size", "2", "--camvid-scale-min", "1",
         "--camvid-scale-max", "1", "--min-kept", "500", "--workers", "0", "--output", str(output), *extra])
@@ -296,7 +300,7 @@ def camvid_args(camvid_root, output, *extra):
 
 def test_mixed_camvid_and_synthetic_run_validates_in_camvid_classes_and_records_the_recipe(camvid_root, tmp_path):
     out = tmp_path / "mixed"
-    summary = trainer.train(camvid_args(camvid_root, out, "--iterations", "2"))
+    summary = train(camvid_args(camvid_root, out, "--iterations", "2"))
     assert summary["iterations"] == 2
     meta = read_metadata(out / "best.pt")
     assert meta["num_classes"] == 19  # the node's contract stays Cityscapes' 19 classes
@@ -311,10 +315,10 @@ def test_mixed_camvid_and_synthetic_run_validates_in_camvid_classes_and_records_
 def test_a_camvid_run_without_its_root_or_with_a_wrong_tree_is_one_line(camvid_root, tmp_path, capsys):
     args = camvid_args(camvid_root, tmp_path / "out", "--iterations", "1")
     args.camvid_root = None
-    assert trainer.main(args) == 1
+    assert command.main(args) == 1
     assert "--data camvid needs --camvid-root" in capsys.readouterr().err
     args = camvid_args(tmp_path, tmp_path / "out", "--iterations", "1")
-    assert trainer.main(args) == 1
+    assert command.main(args) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "train/<name>.png" in err and "trainannot/<name>.png" in err
 
@@ -325,14 +329,14 @@ def test_the_train_command_restarts_itself_under_tcmalloc_when_the_system_has_it
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    command = [sys.executable, "-c", "import sys; from ddrnet_ros.cli import main; sys.exit(main())", "train",
+    argv = [sys.executable, "-c", "import sys; from ddrnet_ros.commands import main; sys.exit(main())", "train",
                "--data", "camvid", "--camvid-root", str(camvid_root), "--output", str(tmp_path / "out"),
                "--iterations", "1", "--batch-size", "2", "--crop", "48x64", "--min-kept", "100", "--workers", "0",
                "--camvid-scale-min", "1", "--camvid-scale-max", "1"]
     # sys.argv[1] must be "train", as when started as `ddrnet-ros train`.
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    if trainer.find_tcmalloc():
+    if command.find_tcmalloc():
         assert "restarting with" in done.stderr and done.stderr.count("allocator:") == 1
     else:
         assert "install libtcmalloc-minimal4" in done.stderr

@@ -11,10 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
 from ddrnet_ros.classes import ClassMap
 from ddrnet_ros.model import INPUT_MULTIPLE, VARIANTS
 
-BACKENDS = ("torch", "onnxruntime", "openvino")
+from .backends import BACKENDS as BACKEND_SPECS
+from .loading import CHECKPOINT_CHOICES, CHECKPOINT_WORDS, SHIPPED
+
+BACKENDS = tuple(BACKEND_SPECS)
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 _CUDA_DEVICE = re.compile(r"^cuda(:\d+)?$")
@@ -37,7 +42,8 @@ class EngineConfigError(ValueError):
 class SegmenterConfig:
     """Model, device, backend and geometry of a Segmenter.
 
-    ``checkpoint``: None is the shipped checkpoint, ``""`` random weights (tests and benchmarks).
+    ``checkpoint``: a file, ``"shipped"`` (the packaged checkpoint; also None) or ``"random"``
+    (seeded random weights, for tests and benchmarks); see :mod:`.loading`.
     ``input_size``: (height, width) the network runs at, multiples of 8; None takes the size the
     checkpoint's sidecar recommends (``network_input_size``, the size its quality was measured
     at), else runs each image at its own size padded to a multiple of 8. Outputs always have
@@ -47,7 +53,7 @@ class SegmenterConfig:
     """
 
     variant: str = "ddrnet23_slim"
-    checkpoint: str | Path | None = None
+    checkpoint: str | Path | None = SHIPPED
     num_classes: int | None = None
     device: str = "auto"
     backend: str = "torch"
@@ -62,24 +68,27 @@ class SegmenterConfig:
         """Raise :class:`EngineConfigError` for the first field with an unusable value."""
         if self.variant_name not in VARIANTS:
             raise EngineConfigError("variant", self.variant, tuple(VARIANTS))
-        if self.checkpoint not in (None, "") and not Path(self.checkpoint).is_file():
-            raise EngineConfigError("checkpoint", str(self.checkpoint), "an existing checkpoint file, '' or None",
-                                    "file not found")
+        if self.checkpoint is not None and str(self.checkpoint) not in CHECKPOINT_WORDS:
+            reason = "an empty name" if not str(self.checkpoint) else "file not found"
+            if not str(self.checkpoint) or not Path(self.checkpoint).is_file():
+                raise EngineConfigError("checkpoint", str(self.checkpoint), CHECKPOINT_CHOICES, reason)
         if self.num_classes is not None and (not _is_int(self.num_classes) or not 1 <= self.num_classes <= 255):
             raise EngineConfigError("num_classes", self.num_classes, "None or an integer in 1..255")
         if self.backend not in BACKENDS:
             raise EngineConfigError("backend", self.backend, BACKENDS)
         if self.precision not in PRECISIONS:
             raise EngineConfigError("precision", self.precision, PRECISIONS)
+        spec = BACKEND_SPECS[self.backend]
         device = self.resolved_device()  # raises for malformed or unavailable devices
-        if self.backend != "torch" and device != "cpu":
+        if device.split(":")[0] not in spec.devices:
             raise EngineConfigError("device", self.device, "cpu or auto with backend " + self.backend,
                                     f"the {self.backend} backend runs on the CPU")
+        if self.precision not in spec.precisions:
+            raise EngineConfigError("precision", self.precision, f"{', '.join(spec.precisions)} with backend "
+                                    + self.backend)
         if self.precision == "fp16" and not device.startswith("cuda"):
             raise EngineConfigError("precision", self.precision, "fp32 or bf16 on the CPU",
                                     "fp16 inference needs a CUDA device")
-        if self.precision == "bf16" and self.backend != "torch":
-            raise EngineConfigError("precision", self.precision, "fp32 with backend " + self.backend)
         if self.input_size is not None:
             size = tuple(self.input_size)
             if (len(size) != 2 or not all(_is_int(s) and s > 0 and s % INPUT_MULTIPLE == 0 for s in size)):
@@ -105,11 +114,10 @@ class SegmenterConfig:
 
     def resolved_device(self) -> str:
         """The torch device string inference will use: ``auto`` becomes ``cuda:0`` or ``cpu``."""
-        import torch
-
         device = str(self.device).strip().lower()
         if device == "auto":
-            return "cuda:0" if self.backend == "torch" and torch.cuda.is_available() else "cpu"
+            gpu = "cuda" in BACKEND_SPECS[self.backend].devices if self.backend in BACKEND_SPECS else False
+            return "cuda:0" if gpu and torch.cuda.is_available() else "cpu"
         if device == "cpu":
             return "cpu"
         if not _CUDA_DEVICE.match(device):

@@ -13,36 +13,23 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ddrnet_ros.classes import ClassMap, colorize, overlay
-from ddrnet_ros.model import create_model, load_checkpoint, read_metadata, read_state_dict, sha256_of
+from ddrnet_ros.classes import colorize, overlay
 
+from .backends import NetworkBackend, create_backend
+from .backends.torch_backend import CudaPipeline
 from .config import EngineConfigError, SegmenterConfig
+from .loading import LoadedModel, load_model, wrap_model
 from .postprocess import (ImageMap, apply_threshold, confidence_to_uint8, fast_labels, labels_and_confidence,
                           reference_logits)
 from .preprocess import CHANNEL_ORDERS, FramePlan, fill_network_input, plan_frame
 
 log = logging.getLogger(__name__)
-
-#: Seed of the random weights behind ``checkpoint=""``: every process draws the same network.
-#: Unseeded, each process drew another one, and the engine time of a benchmark depended on the
-#: draw (20-105 ms per 2048x1024 frame here: noisier logits send more blocks through the exact
-#: border path of fast_labels).
-RANDOM_WEIGHTS_SEED = 0
-
-
-class NetworkBackend(Protocol):
-    """A way to run the network: normalised (1, 3, Hn, Wn) float32 frame -> (1, C, Hn/8, Wn/8) float32."""
-
-    name: str
-
-    def infer(self, frame: torch.Tensor) -> torch.Tensor: ...
-
 
 @dataclass
 class SegmentationResult:
@@ -84,26 +71,21 @@ class Segmenter:
         self.device = config.resolved_device()
         self.variant = config.variant_name
         self.optimize = optimize
-        self.checkpoint_path: Path | None = None
-        self.checkpoint_sha256: str | None = None
-        self.metadata: dict[str, Any] = {}
-        if model is None:
-            model = self._load_model(config)
-        else:
-            model = model.eval()
+        loaded = self._load(config, model)
+        self.loaded = loaded
+        self.metadata: dict[str, Any] = loaded.metadata
+        self.checkpoint_path: Path | None = loaded.checkpoint_path
+        self.checkpoint_sha256: str | None = loaded.checkpoint_sha256
         self.input_size = self._input_size(config)
-        self.num_classes = self._num_classes(model)
-        self.class_map = self._class_map(config)
+        self.num_classes = self._num_classes(loaded.module)
+        self.class_map = loaded.class_map
         self.class_map.check_num_classes(self.num_classes)
         if config.num_threads > 0:
             torch.set_num_threads(config.num_threads)
-        self.module = model  # the official-layout module (export, tests)
-        self.backend: NetworkBackend = self._make_backend(model)
-        self._cuda = None
-        if self.device.startswith("cuda"):
-            from .torch_backend import CudaPipeline
-
-            self._cuda = CudaPipeline(self.backend, self.class_map)
+        self.module = loaded.module  # the official-layout module (export, tests)
+        self.backend: NetworkBackend = create_backend(config.backend, loaded.module, self.device, config.precision,
+                                                      config.channels_last, config.num_threads, optimize)
+        self._cuda = CudaPipeline(self.backend, self.class_map) if self.device.startswith("cuda") else None
         self._plans: dict[tuple[int, int], tuple[FramePlan, ImageMap | None]] = {}
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
@@ -111,27 +93,10 @@ class Segmenter:
             self.segment(np.zeros((*(self.input_size or (256, 512)), 3), np.uint8))
 
     # ------------------------------------------------------------------ construction
-    def _load_model(self, config: SegmenterConfig) -> nn.Module:
-        from ddrnet_ros.resources import default_checkpoint
-
-        checkpoint = default_checkpoint() if config.checkpoint is None else config.checkpoint
-        if checkpoint == "":
-            num_classes = config.num_classes or self._class_map(config).num_classes
-            log.warning("no checkpoint: %s runs with random weights (tests and benchmarks only)", self.variant)
-            with torch.random.fork_rng(devices=[]):  # leaves the caller's random state as it was
-                torch.manual_seed(RANDOM_WEIGHTS_SEED)
-                return create_model(self.variant, num_classes=num_classes).eval()
-        path = Path(checkpoint)
-        self.metadata = read_metadata(path)
-        num_classes = config.num_classes or self.metadata.get("num_classes")
-        if num_classes is None:
-            bias = read_state_dict(path).get("final_layer.conv2.bias")
-            num_classes = int(bias.shape[0]) if bias is not None else self._class_map(config).num_classes
-        model = create_model(self.variant, num_classes=int(num_classes))
-        load_checkpoint(model, path)  # CheckpointError names the file and every mismatch
-        self.checkpoint_path = path
-        self.checkpoint_sha256 = sha256_of(path)
-        return model.eval()
+    def _load(self, config: SegmenterConfig, model: nn.Module | None) -> LoadedModel:
+        if model is not None:
+            return wrap_model(model, self.variant, config.class_map)
+        return load_model(self.variant, config.checkpoint, config.num_classes, config.class_map)
 
     def _input_size(self, config: SegmenterConfig) -> tuple[int, int] | None:
         """The configured network size, else the one the checkpoint was measured at (sidecar)."""
@@ -153,32 +118,6 @@ class Segmenter:
             raise EngineConfigError("num_classes", None, "the class count of the given model",
                                     "the model has no num_classes attribute")
         return int(num_classes)
-
-    def _class_map(self, config: SegmenterConfig) -> ClassMap:
-        if isinstance(config.class_map, ClassMap):
-            return config.class_map
-        if config.class_map:
-            return ClassMap.load(config.class_map)
-        meta = self.metadata
-        if meta.get("class_names") and meta.get("palette"):
-            return ClassMap(names=tuple(meta["class_names"]), colors=np.asarray(meta["palette"]),
-                            ignore_label=int(meta.get("ignore_label", 255)),
-                            source=f"{self.checkpoint_path or 'checkpoint'} metadata")
-        return ClassMap.load(None)
-
-    def _make_backend(self, model: nn.Module) -> NetworkBackend:
-        cfg = self.config
-        if cfg.backend == "torch":
-            from .torch_backend import TorchModel
-
-            return TorchModel(model, self.device, cfg.precision, cfg.channels_last, fold_bn=self.optimize)
-        if cfg.backend == "onnxruntime":
-            from .onnxruntime_backend import OnnxRuntimeModel
-
-            return OnnxRuntimeModel(model, num_threads=cfg.num_threads)
-        from .openvino_backend import OpenVinoModel
-
-        return OpenVinoModel(model, num_threads=cfg.num_threads)
 
     # ------------------------------------------------------------------ geometry
     def network_size(self, height: int, width: int) -> tuple[int, int]:

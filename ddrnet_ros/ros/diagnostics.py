@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-from ddrnet_ros.metrics import LatencyStats
+from ddrnet_ros.evaluation.metrics import LatencyStats
 
 
 @dataclass

@@ -11,12 +11,10 @@ offline one (:mod:`ddrnet_ros.report`).
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,17 +22,18 @@ from typing import Any
 
 import numpy as np
 import rclpy
+import yaml
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from ddrnet_ros.classes import ClassMap, CoarseLabelSpace
-from ddrnet_ros.data.bags import COMPRESSED_IMAGE, BagError, BagReader, decode_labels, stamp_to_ns
+from ddrnet_ros.data.bags import BagReader, decode_labels, stamp_to_ns
 from ddrnet_ros.encodings import ImageDecodeError
-from ddrnet_ros.evaluate import add_model_arguments, fail, label_space_argument
-from ddrnet_ros.metrics import ScoringSpace
-from ddrnet_ros.report import EvaluationReport, Sample, sample_indices, shrink, write_report
+from ddrnet_ros.evaluation.metrics import ScoringSpace
+from ddrnet_ros.model.checkpoint import sha256_of
+from ddrnet_ros.evaluation.report import EvaluationReport, Sample, sample_indices, shrink
 from ddrnet_ros.ros.player import BagPlayer
 
 DEFAULT_LABELS_TOPIC = "/segmentation/labels"
@@ -203,8 +202,6 @@ def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", 
     if node_process is not None:
         model.update(node_process.model)
         if not model["checkpoint_sha256"] and node_process.checkpoint and Path(node_process.checkpoint).is_file():
-            from ddrnet_ros.model.checkpoint import sha256_of
-
             model["checkpoint_sha256"] = sha256_of(node_process.checkpoint)
     return EvaluationReport(
         mode="live", bag=description, model=model, class_map=scorer.class_map, frames=frames,
@@ -268,7 +265,7 @@ class NodeProcess:
         self.params_path.write_text(_params_yaml(params))
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ddrnet_ros.cli", "run", "--params-file", str(self.params_path)],
+            [sys.executable, "-m", "ddrnet_ros", "run", "--params-file", str(self.params_path)],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     def __enter__(self) -> "NodeProcess":
@@ -306,8 +303,6 @@ class NodeProcess:
 
 
 def _params_yaml(params: dict[str, Any]) -> str:
-    import yaml
-
     return yaml.safe_dump({"/**": {"ros__parameters": params}}, sort_keys=False)
 
 
@@ -317,53 +312,3 @@ def node_params(image_topic: str, compressed: bool, checkpoint: str | None, vari
     return {"autostart": True, "variant": variant, "checkpoint": checkpoint or "", "device": device,
             "backend": backend, "cameras": ["camera"],
             "camera": {"camera": {"topic": image_topic, "compressed": compressed}}}
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bag", type=Path, help="rosbag2 directory (or .db3 / .mcap file)")
-    parser.add_argument("--image-topic", default="/camera/image_raw", help="camera topic played into the node")
-    parser.add_argument("--label-topic", default=None, help="ground-truth topic in the bag (mono8 train ids)")
-    parser.add_argument("--label-space", type=label_space_argument, default=None, metavar="SPACE",
-                        help="what the bag's label ids are: model (default) or camvid (make-bag --from-camvid)")
-    parser.add_argument("--labels-topic", default=DEFAULT_LABELS_TOPIC, help="where the node publishes labels")
-    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
-    parser.add_argument("--start-node", action="store_true",
-                        help="start `ddrnet-ros run` for this evaluation (else: score a node already running)")
-    add_model_arguments(parser)
-    parser.add_argument("--class-config", default="", help="class names/colours YAML (default: Cityscapes 19)")
-    parser.add_argument("--node-wait", type=float, default=180.0, metavar="S",
-                        help="seconds to wait for the node to come up and subscribe")
-    parser.add_argument("--drain", type=float, default=5.0, metavar="S",
-                        help="after the last frame, wait this long without new labels before stopping")
-    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.rate <= 0:
-        return fail("evaluate-live", f"--rate must be positive, got {args.rate}")
-    try:
-        class_map = ClassMap.load(args.class_config or None)
-        with BagReader(args.bag) as bag:
-            compressed = bag.require_topic(args.image_topic).msgtype == COMPRESSED_IMAGE
-            if args.label_topic:
-                bag.require_topic(args.label_topic, ("sensor_msgs/msg/Image",))
-    except (BagError, ValueError) as exc:
-        return fail("evaluate-live", exc)
-    node = None
-    try:
-        if args.start_node:
-            params = node_params(args.image_topic, compressed, args.checkpoint, args.variant, args.device, args.backend)
-            node = NodeProcess(params, Path(tempfile.mkdtemp(prefix="ddrnet-live-")) / "node.log",
-                               checkpoint=args.checkpoint,
-                               model={"backend": args.backend, "device": args.device})
-        report = evaluate_live(args.bag, args.image_topic, args.label_topic, args.labels_topic, args.rate,
-                               class_map, args.node_wait, args.drain, node, label_space=args.label_space)
-    except (BagError, LiveEvalError) as exc:
-        return fail("evaluate-live", exc)
-    finally:
-        if node is not None:
-            node.stop()
-    path = write_report(report, args.output_dir)
-    print(report.headline())
-    print(f"report: {path} ({path.with_name('report.md')})")
-    return 0

@@ -199,7 +199,7 @@ def test_make_bag_pairs_each_synthetic_frame_with_its_labels(tmp_path, storage, 
 
 
 def test_make_bag_scenes_mode_writes_independent_scenes_of_consecutive_seeds(tmp_path):
-    from ddrnet_ros.cli import main
+    from ddrnet_ros.commands import main
     from ddrnet_ros.data.synthetic import generate_scene
 
     assert main(["make-bag", str(tmp_path / "bag"), "--frames", "3", "--height", "32", "--width", "64",
@@ -214,7 +214,7 @@ def test_make_bag_scenes_mode_writes_independent_scenes_of_consecutive_seeds(tmp
 
 
 def test_make_bag_cli_refuses_an_existing_output_with_one_line(tmp_path, capsys):
-    from ddrnet_ros.cli import main
+    from ddrnet_ros.commands import main
 
     (tmp_path / "bag").mkdir()
     assert main(["make-bag", str(tmp_path / "bag"), "--frames", "1", "--height", "16", "--width", "32"]) == 1

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from ddrnet_ros.cli import main as cli_main
-from ddrnet_ros.engine.bench import available_backends
+from ddrnet_ros.commands import main as cli_main
+from ddrnet_ros.engine.backends import available_backends
 
 
 def test_bench_reports_every_backend_against_plain_eager(tmp_path, capsys):
@@ -38,7 +38,7 @@ def test_bench_rejects_bad_sizes(capsys):
     with pytest.raises(SystemExit) as info:
         cli_main(["bench", "--sizes", "64by128"])
     assert info.value.code == 2
-    assert "size must be HEIGHTxWIDTH" in capsys.readouterr().err
+    assert "expected HEIGHTxWIDTH" in capsys.readouterr().err
 
 
 def test_every_contender_runs_the_network_at_the_measured_image_size(tmp_path):

@@ -11,7 +11,8 @@ from ddrnet_ros.engine import EngineConfigError, SegmenterConfig
 
 @pytest.mark.parametrize("changes, field, allowed", [
     ({"variant": "ddrnet18"}, "variant", "ddrnet23_slim, ddrnet23, ddrnet39"),
-    ({"checkpoint": "/no/such/file.pt"}, "checkpoint", "an existing checkpoint file"),
+    ({"checkpoint": "/no/such/file.pt"}, "checkpoint", "a checkpoint file, 'shipped' (the packaged model) or 'random'"),
+    ({"checkpoint": ""}, "checkpoint", "a checkpoint file, 'shipped' (the packaged model) or 'random'"),
     ({"num_classes": 0}, "num_classes", "1..255"),
     ({"num_classes": 300}, "num_classes", "1..255"),
     ({"backend": "tensorrt"}, "backend", "torch, onnxruntime, openvino"),
@@ -30,7 +31,7 @@ from ddrnet_ros.engine import EngineConfigError, SegmenterConfig
     ({"backend": "onnxruntime", "precision": "bf16"}, "precision", "fp32 with backend onnxruntime"),
 ])
 def test_bad_value_names_field_value_and_choices(changes, field, allowed):
-    config = SegmenterConfig(**{"checkpoint": "", **changes})
+    config = SegmenterConfig(**{"checkpoint": "random", **changes})
     with pytest.raises(EngineConfigError) as info:
         config.validate()
     error = info.value
@@ -43,23 +44,23 @@ def test_bad_value_names_field_value_and_choices(changes, field, allowed):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour on a machine without CUDA")
 def test_cuda_without_cuda_is_an_error_and_auto_falls_back_to_cpu():
     with pytest.raises(EngineConfigError, match="device = 'cuda' is invalid.*CUDA is not available"):
-        SegmenterConfig(checkpoint="", device="cuda").validate()
+        SegmenterConfig(checkpoint="random", device="cuda").validate()
     with pytest.raises(EngineConfigError, match="fp16 inference needs a CUDA device"):
-        SegmenterConfig(checkpoint="", precision="fp16").validate()
-    config = SegmenterConfig(checkpoint="", device="auto")
+        SegmenterConfig(checkpoint="random", precision="fp16").validate()
+    config = SegmenterConfig(checkpoint="random", device="auto")
     config.validate()
     assert config.resolved_device() == "cpu"
 
 
 def test_non_torch_backends_run_on_the_cpu_only():
-    config = SegmenterConfig(checkpoint="", backend="onnxruntime", device="auto")
+    config = SegmenterConfig(checkpoint="random", backend="onnxruntime", device="auto")
     config.validate()
     assert config.resolved_device() == "cpu"
 
 
 def test_good_values_pass():
-    for config in (SegmenterConfig(checkpoint=""),
-                   SegmenterConfig(variant="DDRNet-39", checkpoint="", input_size=(512, 1024), keep_aspect=False,
+    for config in (SegmenterConfig(checkpoint="random"),
+                   SegmenterConfig(variant="DDRNet-39", checkpoint="random", input_size=(512, 1024), keep_aspect=False,
                                    num_threads=2, channels_last=True, precision="bf16", num_classes=7,
                                    class_map=ClassMap.load(None))):
         config.validate()

@@ -16,7 +16,8 @@ from torch import nn
 from ddrnet_ros.classes import ClassMap, ClassMapError
 from ddrnet_ros.engine import SegmentationResult, Segmenter, SegmenterConfig
 from ddrnet_ros.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from ddrnet_ros.engine.torch_backend import TorchModel, fold_batchnorm, frame_outputs
+from ddrnet_ros.engine.backends.torch_backend import TorchModel, frame_outputs
+from ddrnet_ros.model.folding import fold_batchnorm
 from ddrnet_ros.model import CheckpointError, create_model, save_checkpoint, sha256_of
 
 # ----------------------------------------------------------------------------- a hand-made case
@@ -44,12 +45,12 @@ def stripes() -> np.ndarray:
 
 
 def probe_segmenter(**config) -> Segmenter:
-    return Segmenter(SegmenterConfig(checkpoint="", class_map=RGB_CLASSES, **config), model=ColourProbe())
+    return Segmenter(SegmenterConfig(checkpoint="random", class_map=RGB_CLASSES, **config), model=ColourProbe())
 
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_labels_colour_mask_and_overlay_of_hand_made_stripes(fast):
-    seg = Segmenter(SegmenterConfig(checkpoint="", class_map=RGB_CLASSES), model=ColourProbe(), optimize=fast)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", class_map=RGB_CLASSES), model=ColourProbe(), optimize=fast)
     result = seg.segment(stripes(), want_color=True, want_overlay=True, overlay_alpha=0.25)
     # Stripe edges sit between cells, half-way between two cell centres: labels switch exactly there.
     expected_labels = np.repeat(np.array([0, 1, 2], np.uint8), 16)[None, :].repeat(16, axis=0)
@@ -111,7 +112,7 @@ def noise(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 @pytest.mark.parametrize("input_size", [None, (64, 96)])
 def test_outputs_have_the_input_size_and_uint8_type(ddrnet, input_size):
-    seg = Segmenter(SegmenterConfig(checkpoint="", input_size=input_size), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size), model=ddrnet)
     result = seg.segment(noise(61, 203), want_color=True, want_overlay=True, want_confidence=True)
     assert isinstance(result, SegmentationResult)
     assert result.labels.shape == (61, 203) and result.labels.dtype == np.uint8
@@ -141,7 +142,7 @@ def test_folded_batchnorm_copy_computes_the_same_logits(ddrnet):
 
 
 def test_results_are_fresh_arrays_and_the_input_is_not_kept(ddrnet):
-    seg = Segmenter(SegmenterConfig(checkpoint=""), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random"), model=ddrnet)
     image = noise(64, 96)
     refs = sys.getrefcount(image)
     first = seg.segment(image, want_color=True)
@@ -155,7 +156,7 @@ def test_results_are_fresh_arrays_and_the_input_is_not_kept(ddrnet):
 
 
 def test_read_only_and_strided_inputs_are_accepted(ddrnet):
-    seg = Segmenter(SegmenterConfig(checkpoint=""), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random"), model=ddrnet)
     big = noise(80, 120)
     reference = seg.segment(np.ascontiguousarray(big[8:72, 4:100])).labels
     view = big[8:72, 4:100]
@@ -187,7 +188,7 @@ def test_bad_alpha_and_threshold_are_value_errors():
 
 
 def test_stream_keys_run_concurrently_and_give_the_sequential_results(ddrnet):
-    seg = Segmenter(SegmenterConfig(checkpoint=""), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random"), model=ddrnet)
     images = {"left": noise(64, 96, 1), "right": noise(48, 80, 2)}
     expected = {key: seg.segment(image).labels for key, image in images.items()}
     got: dict[str, list[np.ndarray]] = {key: [] for key in images}
@@ -209,7 +210,7 @@ def test_stream_keys_run_concurrently_and_give_the_sequential_results(ddrnet):
 
 def test_cuda_device_work_gives_the_cpu_results_when_run_on_cpu_tensors(ddrnet):
     """The CUDA pipeline's per-frame function, on CPU tensors, against the CPU Segmenter."""
-    seg = Segmenter(SegmenterConfig(checkpoint="", input_size=(64, 96)), model=ddrnet, optimize=False)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=(64, 96)), model=ddrnet, optimize=False)
     image = noise(75, 100, 3)
     plan = seg.frame_plan(75, 100)
     threshold = float(np.median(seg.segment(image, want_confidence=True).confidence)) / 255.0
@@ -266,7 +267,7 @@ def test_random_weights_log_a_warning(caplog, monkeypatch):
     # logger class makes loggers created afterwards non-propagating: caplog (on the root) sees nothing.
     monkeypatch.setattr(logging.getLogger("ddrnet_ros.engine.segmenter"), "propagate", True)
     with caplog.at_level("WARNING"):
-        seg = Segmenter(SegmenterConfig(checkpoint=""))
+        seg = Segmenter(SegmenterConfig(checkpoint="random"))
     assert "random weights" in caplog.text
     assert seg.checkpoint_path is None and seg.checkpoint_sha256 is None and seg.num_classes == 19
 
@@ -274,10 +275,10 @@ def test_random_weights_log_a_warning(caplog, monkeypatch):
 def test_random_weights_are_the_same_network_whatever_the_random_state():
     """Benchmarks in separate processes must measure one network, and the caller's RNG stays untouched."""
     torch.manual_seed(1)
-    first = Segmenter(SegmenterConfig(checkpoint="")).module.state_dict()
+    first = Segmenter(SegmenterConfig(checkpoint="random")).module.state_dict()
     torch.manual_seed(2)
     state = torch.get_rng_state()
-    second = Segmenter(SegmenterConfig(checkpoint="")).module.state_dict()
+    second = Segmenter(SegmenterConfig(checkpoint="random")).module.state_dict()
     assert torch.equal(torch.get_rng_state(), state)
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -285,13 +286,13 @@ def test_random_weights_are_the_same_network_whatever_the_random_state():
 
 
 def test_num_threads_sets_the_torch_thread_count(ddrnet):
-    Segmenter(SegmenterConfig(checkpoint="", num_threads=1), model=ddrnet)
+    Segmenter(SegmenterConfig(checkpoint="random", num_threads=1), model=ddrnet)
     assert torch.get_num_threads() == 1  # (test/engine/conftest.py restores it)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (3, 300), (9, 7)])
 def test_tiny_images_give_outputs_of_their_size(ddrnet, size):
-    seg = Segmenter(SegmenterConfig(checkpoint=""), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random"), model=ddrnet)
     result = seg.segment(noise(*size), want_confidence=True, want_overlay=True)
     assert result.labels.shape == result.confidence.shape == size and result.overlay.shape == (*size, 3)
 
@@ -299,7 +300,7 @@ def test_tiny_images_give_outputs_of_their_size(ddrnet, size):
 def test_the_callers_module_keeps_its_dtype_and_layout(ddrnet):
     before = {k: v.clone() for k, v in ddrnet.state_dict().items()}
     for optimize in (True, False):
-        Segmenter(SegmenterConfig(checkpoint="", precision="bf16", channels_last=True), model=ddrnet,
+        Segmenter(SegmenterConfig(checkpoint="random", precision="bf16", channels_last=True), model=ddrnet,
                   optimize=optimize)
     after = ddrnet.state_dict()
     assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())

@@ -15,8 +15,8 @@ from sensor_msgs.msg import Image
 
 from ddrnet_ros.classes import ClassMap
 from ddrnet_ros.data.bags import BagWriter
-from ddrnet_ros.metrics import ConfusionAccumulator
-from ddrnet_ros.report import write_report
+from ddrnet_ros.evaluation.metrics import ConfusionAccumulator
+from ddrnet_ros.evaluation.report import write_report
 from ddrnet_ros.ros.live_eval import evaluate_live
 
 CAMERA, GROUND_TRUTH = "/camera/image_raw", "/camera/labels"
@@ -117,7 +117,7 @@ def test_live_scores_match_a_direct_computation_and_unanswered_frames_count_as_d
 
 def test_live_labels_are_scored_in_camvid_classes_when_the_bag_holds_camvid_ids(bag, echo_node):
     from ddrnet_ros.classes import CAMVID
-    from ddrnet_ros.metrics import ScoringSpace
+    from ddrnet_ros.evaluation.metrics import ScoringSpace
 
     report = evaluate_live(bag, CAMERA, GROUND_TRUTH, rate=2.0, class_map=ClassMap.builtin(), node_wait_s=30.0,
                            drain_s=2.0, domain_id=echo_node, label_space=CAMVID)
@@ -174,7 +174,7 @@ def test_demo_runs_end_to_end_and_prints_the_headline(tmp_path, random_checkpoin
 
     env = ros_env
     done = subprocess.run(
-        [sys.executable, "-m", "ddrnet_ros.cli", "demo", "--output-dir", str(tmp_path / "demo"), "--frames", "3",
+        [sys.executable, "-m", "ddrnet_ros", "demo", "--output-dir", str(tmp_path / "demo"), "--frames", "3",
          "--height", "64", "--width", "128", "--checkpoint", str(random_checkpoint), "--device", "cpu",
          "--rate", "0.5"], env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -114,7 +114,7 @@ def test_player_publishes_every_frame_in_order_on_the_bag_schedule_scaled_by_rat
 
 
 def _play_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ddrnet_ros.cli", "play", *args]
+    return [sys.executable, "-m", "ddrnet_ros", "play", *args]
 
 
 def _env(domain_id: int) -> dict[str, str]:

@@ -12,7 +12,7 @@ import logging
 import torch
 from torch import nn
 
-from .export import INPUT_NAME, export_onnx
+from ..onnx_export import INPUT_NAME, export_onnx
 
 log = logging.getLogger(__name__)
 

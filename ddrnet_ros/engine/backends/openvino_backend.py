@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .export import export_onnx
+from ..onnx_export import export_onnx
 
 #: Compiled models kept for this many frame sizes.
 MAX_COMPILED_SIZES = 4
@@ -28,14 +28,6 @@ def _import_openvino():
     except ImportError:
         raise RuntimeError("backend 'openvino' needs the openvino package: pip install openvino") from None
     return openvino
-
-
-def openvino_available() -> bool:
-    try:
-        _import_openvino()
-    except RuntimeError:
-        return False
-    return True
 
 
 class OpenVinoModel:

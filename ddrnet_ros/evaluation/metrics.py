@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .classes import ClassMap, CoarseLabelSpace
+from ..classes import ClassMap, CoarseLabelSpace
 
 
 def confusion_matrix(prediction: np.ndarray, ground_truth: np.ndarray, num_classes: int,

@@ -1,5 +1,5 @@
-"""``ddrnet-ros export``: a DDRNet checkpoint as an ONNX graph, and the in-memory export the
-ONNX Runtime and OpenVINO backends build on.
+"""A DDRNet as an ONNX graph: the in-memory export the ONNX Runtime and OpenVINO backends build
+on, and the file ``ddrnet-ros export`` writes.
 
 The graph is the BN-folded network (same outputs up to float rounding): input ``image``
 (1, 3, H, W) float32, normalised as in :mod:`~ddrnet_ros.engine.preprocess` (0-1 RGB, ImageNet
@@ -11,9 +11,7 @@ variant, classes, normalisation and the checkpoint it came from.
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -22,10 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ddrnet_ros.model import INPUT_MULTIPLE, VARIANTS
+from ddrnet_ros.model import INPUT_MULTIPLE
+from ddrnet_ros.model.folding import fold_batchnorm
 
+from .loading import LoadedModel
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD
-from .torch_backend import fold_batchnorm
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -58,12 +57,12 @@ def export_onnx(model: nn.Module, height: int = 512, width: int = 1024, dynamic:
     return buffer.getvalue()
 
 
-def export_metadata(segmenter_like: Any, height: int, width: int, dynamic: bool) -> dict[str, Any]:
+def export_metadata(loaded: LoadedModel, height: int, width: int, dynamic: bool) -> dict[str, Any]:
     """What a consumer of the ONNX file needs to feed it and read it."""
-    class_map = segmenter_like.class_map
+    class_map = loaded.class_map
     return {
-        "variant": segmenter_like.variant,
-        "num_classes": segmenter_like.num_classes,
+        "variant": loaded.variant,
+        "num_classes": loaded.num_classes,
         "class_names": list(class_map.names),
         "palette": class_map.colors.tolist(),
         "ignore_label": class_map.ignore_label,
@@ -72,63 +71,14 @@ def export_metadata(segmenter_like: Any, height: int, width: int, dynamic: bool)
                   "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "scale": "0-1 RGB"}},
         "output": {"name": OUTPUT_NAME, "stride": 8,
                    "note": "bilinear upsample (align_corners=False) to the input size, then argmax"},
-        "checkpoint": str(segmenter_like.checkpoint_path) if segmenter_like.checkpoint_path else None,
-        "checkpoint_sha256": segmenter_like.checkpoint_sha256,
+        "checkpoint": str(loaded.checkpoint_path) if loaded.checkpoint_path else None,
+        "checkpoint_sha256": loaded.checkpoint_sha256,
         "opset": OPSET,
         "torch_version": torch.__version__,
     }
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", default="ddrnet23_slim", choices=sorted(VARIANTS))
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file (default: the shipped checkpoint; 'random': random weights)")
-    parser.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
-    parser.add_argument("--height", type=int, default=1024, help="input height, a multiple of 8 (default 1024)")
-    parser.add_argument("--width", type=int, default=2048, help="input width, a multiple of 8 (default 2048)")
-    parser.add_argument("--dynamic", action="store_true", help="leave height and width free in the graph")
-    parser.add_argument("--class-config", default=None, help="class YAML (default: from the checkpoint or Cityscapes)")
-    parser.add_argument("--no-check", action="store_true", help="skip running the graph with ONNX Runtime")
-
-
-def main(args: argparse.Namespace) -> int:
-    from .config import SegmenterConfig
-    from .segmenter import Segmenter
-
-    def fail(message: object) -> int:
-        print(f"ddrnet-ros export: error: {' '.join(str(message).split())}", file=sys.stderr)
-        return 1
-
-    for name in ("height", "width"):
-        value = getattr(args, name)
-        if value < INPUT_MULTIPLE or value % INPUT_MULTIPLE:
-            return fail(f"--{name} {value} must be a positive multiple of {INPUT_MULTIPLE}")
-    if args.output.suffix != ".onnx":
-        return fail(f"--output {args.output} should end in .onnx")
-    checkpoint = "" if args.checkpoint == "random" else args.checkpoint
-    try:
-        segmenter = Segmenter(SegmenterConfig(variant=args.variant, checkpoint=checkpoint, device="cpu",
-                                              class_map=args.class_config))
-        data = export_onnx(segmenter.module, args.height, args.width, dynamic=args.dynamic)
-    except (ValueError, RuntimeError, OSError) as exc:  # config, checkpoint, class map and export errors
-        return fail(exc)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_name(args.output.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(args.output)
-    meta = export_metadata(segmenter, args.height, args.width, args.dynamic)
-    Path(str(args.output) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
-    if not args.no_check:
-        error = check_with_onnxruntime(segmenter, args.output, args.height, args.width)
-        if error is not None:
-            return fail(error)
-    size_mb = len(data) / 1e6
-    shape = "dynamic HxW" if args.dynamic else f"{args.height}x{args.width}"
-    print(f"wrote {args.output} ({size_mb:.1f} MB, {segmenter.variant}, {segmenter.num_classes} classes, {shape})")
-    return 0
-
-
-def check_with_onnxruntime(segmenter: Any, path: Path, height: int, width: int) -> str | None:
+def check_with_onnxruntime(module: nn.Module, path: Path, height: int, width: int) -> str | None:
     """Run the written graph once and compare with eager PyTorch; an error line or None."""
     try:
         import onnxruntime as ort
@@ -139,7 +89,7 @@ def check_with_onnxruntime(segmenter: Any, path: Path, height: int, width: int) 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0])
     with torch.inference_mode():
-        expected = segmenter.module(x)
+        expected = module.eval()(x)
     scale = float(expected.abs().max())
     error = float((got - expected).abs().max()) / max(scale, 1e-6)
     agree = float((got.argmax(1) == expected.argmax(1)).double().mean())

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .classes import ClassMap, colorize
+from ..classes import ClassMap, colorize
 from .metrics import LatencyStats, SegmentationScores
 
 PICTURES = {"iou": "per_class_iou.png", "confusion": "confusion_matrix.png",

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classes import IGNORE_LABEL, TrainingLabelSets
+from ..classes import IGNORE_LABEL, TrainingLabelSets
 
 
 def upsample_to(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

@@ -19,6 +19,17 @@ import sys
 import time
 from pathlib import Path
 
+from ..classes import CAMVID, ClassMap
+from ..data.bags import BagError
+from ..data.datasets import DatasetLayoutError
+from ..data.make_bag import DEFAULT_IMAGE_TOPIC, DEFAULT_LABEL_TOPIC, write_camvid_bag, write_synthetic_bag
+from ..data.synthetic import HELDOUT_SEED_START
+from ..evaluation.report import write_report
+from ..engine.loading import SHIPPED, checkpoint_path
+from ..resources import DEFAULT_VARIANT
+from ..ros.live_eval import LiveEvalError, NodeProcess, evaluate_live, node_params
+from .common import add_checkpoint_argument, fail
+
 DEFAULT_OUTPUT_DIR = Path("out/demo")
 
 
@@ -35,7 +46,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=0.2,
                         help="playback speed factor (default 0.2: 2 frames/s, about what a 2-core CPU keeps up "
                              "with at 512x1024; 1 = real time, the node then drops frames)")
-    parser.add_argument("--checkpoint", default=None, help="default: the shipped synthetic-scene checkpoint")
+    add_checkpoint_argument(parser)
     parser.add_argument("--variant", default=None, help="default: the shipped checkpoint's variant")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--backend", default="torch")
@@ -44,20 +55,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ddrnet_ros.classes import ClassMap
-    from ddrnet_ros.data.bags import BagError
-    from ddrnet_ros.classes import CAMVID
-    from ddrnet_ros.data.datasets import DatasetLayoutError
-    from ddrnet_ros.data.make_bag import (DEFAULT_IMAGE_TOPIC, DEFAULT_LABEL_TOPIC, write_camvid_bag,
-                                          write_synthetic_bag)
-    from ddrnet_ros.data.synthetic import HELDOUT_SEED_START
-    from ddrnet_ros.evaluate import fail
-    from ddrnet_ros.report import write_report
-    from ddrnet_ros.resources import DEFAULT_VARIANT, default_checkpoint
-    from ddrnet_ros.ros.live_eval import LiveEvalError, NodeProcess, evaluate_live, node_params
-
-    checkpoint = args.checkpoint or str(default_checkpoint())
-    if args.checkpoint is None and not Path(checkpoint).exists():
+    path = checkpoint_path(args.checkpoint)
+    checkpoint = str(path) if path is not None else args.checkpoint
+    if args.checkpoint == SHIPPED and not path.exists():
         return fail("demo", f"the shipped checkpoint {checkpoint} is missing from the package (an incomplete "
                                "checkout or install); restore it or pass --checkpoint")
     variant = args.variant or DEFAULT_VARIANT

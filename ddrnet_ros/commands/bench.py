@@ -1,0 +1,102 @@
+"""``ddrnet-ros bench``: every inference backend against plain eager PyTorch, side by side in one run
+(see :mod:`ddrnet_ros.engine.bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..engine.backends import BACKENDS, available_backends
+from ..engine.bench import (DEFAULT_SIZES, TARGET, Row, bench_image, make_contenders, postprocess_costs, print_table,
+                            run_size, summarise)
+from ..engine.loading import RANDOM
+from ..model import VARIANTS
+from ..resources import DEFAULT_VARIANT, default_checkpoint
+from .common import checkpoint_argument, size_argument
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variants", nargs="+", default=["ddrnet23_slim"], choices=sorted(VARIANTS) + ["all"],
+                        help="variants to time (default ddrnet23_slim; 'all' for the three)")
+    parser.add_argument("--sizes", nargs="+", type=size_argument, default=[size_argument(s) for s in DEFAULT_SIZES],
+                        help="image sizes HEIGHTxWIDTH (default 512x1024 1024x2048)")
+    parser.add_argument("--backends", nargs="+", default=None, choices=list(BACKENDS),
+                        help="backends besides plain eager (default: every installed one)")
+    parser.add_argument("--iterations", type=int, default=5, help="timed iterations per contender (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per contender first (default 1)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for every backend (0: library default)")
+    parser.add_argument("--checkpoint", type=checkpoint_argument, default=None, metavar="PATH|shipped|random",
+                        help="checkpoint for ddrnet23_slim (default: the shipped one if present, else random "
+                             "weights); other variants use random weights")
+    parser.add_argument("--channels-last", action="store_true", help="also time torch with channels_last")
+    parser.add_argument("--quick", action="store_true", help="ddrnet23_slim at 512x1024 only, 3 iterations")
+    parser.add_argument("--json", type=Path, default=None, help="also write every number to this JSON file")
+
+
+def _checkpoint_for(variant: str, given: str | None) -> str:
+    if given is not None:
+        return given
+    if variant == DEFAULT_VARIANT and default_checkpoint().is_file():
+        return str(default_checkpoint())
+    return RANDOM
+
+
+def main(args: argparse.Namespace) -> int:
+    variants = sorted(VARIANTS, key=list(VARIANTS).index) if "all" in args.variants else list(args.variants)
+    sizes, iterations = list(args.sizes), args.iterations
+    if args.quick:
+        variants, sizes, iterations = ["ddrnet23_slim"], [(512, 1024)], min(iterations, 3)
+    if iterations < 1 or args.warmup < 0:
+        print("ddrnet-ros bench: error: --iterations must be >= 1 and --warmup >= 0", file=sys.stderr)
+        return 1
+    backends = args.backends or available_backends()
+    engine_log = logging.getLogger("ddrnet_ros.engine")
+    level = engine_log.level
+    engine_log.setLevel(logging.ERROR)  # random-weight warnings are expected here
+    try:
+        return _run(args, variants, sizes, iterations, backends)
+    finally:
+        engine_log.setLevel(level)
+
+
+def _run(args: argparse.Namespace, variants: list[str], sizes: list[tuple[int, int]], iterations: int,
+         backends: list[str]) -> int:
+    print(f"ddrnet-ros bench: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{args.threads or torch.get_num_threads()} threads, backends: eager fp32 (plain), {', '.join(backends)}")
+    results: list[dict[str, Any]] = []
+    target_rows: list[Row] = []
+    for variant in variants:
+        checkpoint = _checkpoint_for(variant, args.checkpoint if variant == "ddrnet23_slim" else None)
+        print(f"\n== {variant}: {'random weights' if checkpoint == RANDOM else 'checkpoint ' + checkpoint}")
+        contenders = make_contenders(variant, checkpoint, args.threads, backends, args.channels_last)
+        for size in sizes:
+            image = bench_image(*size)
+            run_size(contenders, image, iterations, args.warmup)
+            rows = summarise(variant, size, contenders)
+            post = postprocess_costs(contenders[0].segmenter, image)
+            print_table(rows, post)
+            results.append({"variant": variant, "size": list(size), "checkpoint": checkpoint,
+                            "rows": [asdict(r) for r in rows], "postprocess": post})
+            if (variant, size) == TARGET[:2]:
+                target_rows = rows
+        del contenders
+    if target_rows:
+        best = min(target_rows[1:], key=lambda r: r.ratio, default=None)
+        if best is not None:
+            verdict = "met" if best.ratio <= TARGET[2] else "NOT met"
+            print(f"\ntarget (best CPU backend <= {TARGET[2]}x plain eager, {TARGET[0]} at "
+                  f"{TARGET[1][0]}x{TARGET[1][1]}): {verdict}: {best.name} at {best.ratio:.2f}x "
+                  f"({best.p50_ms:.0f} ms vs {target_rows[0].p50_ms:.0f} ms)")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"threads": args.threads or torch.get_num_threads(),
+                                         "torch": torch.__version__, "results": results}, indent=2) + "\n")
+    return 0

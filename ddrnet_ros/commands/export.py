@@ -1,0 +1,54 @@
+"""``ddrnet-ros export``: a DDRNet checkpoint as an ONNX file with a JSON sidecar (see
+:mod:`ddrnet_ros.engine.onnx_export` for what the graph holds)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..engine.loading import load_model
+from ..engine.onnx_export import check_with_onnxruntime, export_metadata, export_onnx
+from ..model import INPUT_MULTIPLE, VARIANTS
+from ..resources import DEFAULT_VARIANT
+from .common import add_checkpoint_argument, fail
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", default=DEFAULT_VARIANT, choices=sorted(VARIANTS))
+    add_checkpoint_argument(parser)
+    parser.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
+    parser.add_argument("--height", type=int, default=1024, help="input height, a multiple of 8 (default 1024)")
+    parser.add_argument("--width", type=int, default=2048, help="input width, a multiple of 8 (default 2048)")
+    parser.add_argument("--dynamic", action="store_true", help="leave height and width free in the graph")
+    parser.add_argument("--class-config", default=None, help="class YAML (default: from the checkpoint or Cityscapes)")
+    parser.add_argument("--no-check", action="store_true", help="skip running the graph with ONNX Runtime")
+
+
+def main(args: argparse.Namespace) -> int:
+    for name in ("height", "width"):
+        value = getattr(args, name)
+        if value < INPUT_MULTIPLE or value % INPUT_MULTIPLE:
+            return fail("export", f"--{name} {value} must be a positive multiple of {INPUT_MULTIPLE}")
+    if args.output.suffix != ".onnx":
+        return fail("export", f"--output {args.output} should end in .onnx")
+    try:
+        loaded = load_model(args.variant, args.checkpoint, class_map=args.class_config)
+        loaded.class_map.check_num_classes(loaded.module.num_classes)
+        data = export_onnx(loaded.module, args.height, args.width, dynamic=args.dynamic)
+    except (ValueError, RuntimeError, OSError) as exc:  # config, checkpoint, class map and export errors
+        return fail("export", exc)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_name(args.output.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(args.output)
+    meta = export_metadata(loaded, args.height, args.width, args.dynamic)
+    Path(str(args.output) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
+    if not args.no_check:
+        error = check_with_onnxruntime(loaded.module, args.output, args.height, args.width)
+        if error is not None:
+            return fail("export", error)
+    size_mb = len(data) / 1e6
+    shape = "dynamic HxW" if args.dynamic else f"{args.height}x{args.width}"
+    print(f"wrote {args.output} ({size_mb:.1f} MB, {loaded.variant}, {loaded.num_classes} classes, {shape})")
+    return 0

@@ -83,7 +83,8 @@ def main() -> int:
     p50_unfrozen, p50_frozen = statistics.median(unfrozen), statistics.median(frozen)
     print(f"objects the collector tracks after configure: {tracked}")
     print(f"full collection, median of {args.rounds}: tracked {p50_unfrozen:.1f} ms (max {max(unfrozen):.1f}), "
-          f"frozen {p50_frozen:.3f} ms (max {max(frozen):.3f}); frozen saves {p50_unfrozen - p50_frozen:.1f} ms per full collection")
+          f"frozen {p50_frozen:.3f} ms (max {max(frozen):.3f}); "
+          f"frozen saves {p50_unfrozen - p50_frozen:.1f} ms per full collection")
 
     executor = MultiThreadedExecutor()
     camera = rclpy.create_node("bench_gc_camera")

@@ -6,10 +6,10 @@ that every consumer paints a class with the same colour.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import yaml
@@ -63,7 +63,7 @@ class ClassMap:
             )
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "ClassMap":
+    def from_yaml(cls, path: str | Path) -> ClassMap:
         path = Path(path)
         try:
             text = path.read_text()
@@ -72,17 +72,17 @@ class ClassMap:
         return cls._from_text(text, str(path))
 
     @classmethod
-    def builtin(cls) -> "ClassMap":
+    def builtin(cls) -> ClassMap:
         text = resources.files("ddrnet_ros.resources").joinpath(BUILTIN_CLASSES).read_text()
         return cls._from_text(text, "builtin:" + BUILTIN_CLASSES)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "ClassMap":
+    def load(cls, path: str | Path | None = None) -> ClassMap:
         """The built-in Cityscapes map for an empty path, else the named YAML file."""
         return cls.from_yaml(path) if path else cls.builtin()
 
     @classmethod
-    def _from_text(cls, text: str, source: str) -> "ClassMap":
+    def _from_text(cls, text: str, source: str) -> ClassMap:
         try:
             data = yaml.safe_load(text)
             entries = data["classes"]
@@ -233,7 +233,7 @@ class TrainingLabelSets:
     offsets: dict[str, int]                    # coarse space name -> first id of its block
 
     @classmethod
-    def build(cls, model_classes: ClassMap, spaces: Sequence[CoarseLabelSpace] = ()) -> "TrainingLabelSets":
+    def build(cls, model_classes: ClassMap, spaces: Sequence[CoarseLabelSpace] = ()) -> TrainingLabelSets:
         num = model_classes.num_classes
         table = np.zeros((256, num), bool)
         table[np.arange(num), np.arange(num)] = True

@@ -20,7 +20,7 @@ from __future__ import annotations
 import array
 import operator
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -28,7 +28,7 @@ from numpy.lib.array_utils import byte_bounds
 from numpy.lib.stride_tricks import as_strided
 
 ChannelOrder = Literal["rgb", "bgr"]
-BytesLike = Union[bytes, bytearray, memoryview, array.array, np.ndarray]
+BytesLike = bytes | bytearray | memoryview | array.array | np.ndarray
 
 # Larger sides are certainly a corrupt header (sensor_msgs uses uint32 fields).
 MAX_SIDE = 1 << 16

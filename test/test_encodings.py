@@ -12,9 +12,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddrnet_ros.encodings import (ENCODINGS, SUPPORTED_ENCODINGS, DecodedImage, ImageDecodeError,
-                                  contiguous_pixels, decode_compressed, decode_image, encode_compressed,
-                                  encode_image, encoding_spec, to_bgr, to_rgb)
+from ddrnet_ros.encodings import (
+    ENCODINGS,
+    SUPPORTED_ENCODINGS,
+    DecodedImage,
+    ImageDecodeError,
+    contiguous_pixels,
+    decode_compressed,
+    decode_image,
+    encode_compressed,
+    encode_image,
+    encoding_spec,
+    to_bgr,
+    to_rgb,
+)
 
 PLAIN = [name for name, spec in ENCODINGS.items() if spec.kind in ("rgb", "bgr", "rgba", "bgra")]
 MONO = ["mono8", "mono16"]
@@ -309,7 +320,8 @@ def test_jpeg_quality_trades_size_for_fidelity():
 
 @pytest.mark.parametrize("fields, message", [
     ((bytes(3000 * 640), 640, 1024, "rgb8", 3000), "step 3000 < width*3=3072 for rgb8 1024x640"),
-    ((bytes(100), 480, 640, "bgra8", 3840), "data has 100 bytes, expected >= 1843200 (step 3840 x height 480) for bgra8 640x480"),
+    ((bytes(100), 480, 640, "bgra8", 3840),
+     "data has 100 bytes, expected >= 1843200 (step 3840 x height 480) for bgra8 640x480"),
     ((bytes(1843199), 480, 640, "rgb8", 3840), "data has 1843199 bytes, expected >= 1843200"),
     ((bytes(12), 2, 2, "rgb16", 6), "step 6 < width*6=12"),
     ((bytes(12), 2, 2, "32FC1", 8), "unsupported encoding '32FC1'; supported: rgb8, bgr8"),

@@ -10,7 +10,8 @@ import pytest
 
 from ddrnet_ros.commands import main as cli
 from ddrnet_ros.data.bags import BagReader, BagWriter, typestore
-from ddrnet_ros.data.make_bag import DEFAULT_IMAGE_TOPIC as CAMERA, DEFAULT_LABEL_TOPIC as LABELS
+from ddrnet_ros.data.make_bag import DEFAULT_IMAGE_TOPIC as CAMERA
+from ddrnet_ros.data.make_bag import DEFAULT_LABEL_TOPIC as LABELS
 from ddrnet_ros.data.make_bag import write_synthetic_bag
 from ddrnet_ros.evaluation.metrics import ConfusionAccumulator
 
@@ -197,7 +198,7 @@ def test_a_camvid_split_is_scored_in_camvid_classes_with_the_same_report(camvid_
 
 def test_a_bag_made_from_camvid_keeps_driving_order_stamps_and_scores_like_the_dataset(camvid_root, checkpoint,
                                                                                         tmp_path):
-    from ddrnet_ros.data.make_bag import SEQUENCE_GAP_NS, DEFAULT_START_NS
+    from ddrnet_ros.data.make_bag import DEFAULT_START_NS, SEQUENCE_GAP_NS
 
     bag_path = tmp_path / "camvid_bag"
     assert cli(["make-bag", str(bag_path), "--from-camvid", str(camvid_root), "--split", "test"]) == 0

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from ddrnet_ros.classes import CAMVID, ClassMap
-from ddrnet_ros.evaluation.metrics import ConfusionAccumulator, LatencyStats, ScoringSpace, SegmentationScores, confusion_matrix
+from ddrnet_ros.evaluation.metrics import (
+    ConfusionAccumulator,
+    LatencyStats,
+    ScoringSpace,
+    SegmentationScores,
+    confusion_matrix,
+)
 
 GT = np.array([[0, 0, 1],
                [1, 2, 255]], np.uint8)

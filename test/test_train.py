@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
+from ddrnet_ros.classes import CAMVID, ClassMap
 from ddrnet_ros.commands import train as command
+from ddrnet_ros.data.sources import VALIDATION_SEED_OFFSET
+from ddrnet_ros.data.transforms import labels_to_tensor, normalize
+from ddrnet_ros.model import CheckpointError, create_model, load_checkpoint, read_metadata, save_checkpoint
 from ddrnet_ros.training import loop, train
 from ddrnet_ros.training.checkpointing import init_from_checkpoint
 from ddrnet_ros.training.data import EpochBatches
-from ddrnet_ros.training.schedule import poly_lr
-from ddrnet_ros.classes import CAMVID, ClassMap
-from ddrnet_ros.data.sources import VALIDATION_SEED_OFFSET
-from ddrnet_ros.data.transforms import labels_to_tensor, normalize
 from ddrnet_ros.training.losses import DDRNetLoss, OhemCrossEntropy
-from ddrnet_ros.model import CheckpointError, create_model, load_checkpoint, read_metadata, save_checkpoint
+from ddrnet_ros.training.schedule import poly_lr
 
 HEIGHT, WIDTH = 64, 128
 

@@ -15,8 +15,17 @@ from typing import Any
 import torch
 
 from ..engine.backends import BACKENDS, available_backends
-from ..engine.bench import (DEFAULT_SIZES, TARGET, Row, bench_image, make_contenders, postprocess_costs, print_table,
-                            run_size, summarise)
+from ..engine.bench import (
+    DEFAULT_SIZES,
+    TARGET,
+    Row,
+    bench_image,
+    make_contenders,
+    postprocess_costs,
+    print_table,
+    run_size,
+    summarise,
+)
 from ..engine.loading import RANDOM
 from ..model import VARIANTS
 from ..resources import DEFAULT_VARIANT, default_checkpoint

@@ -24,8 +24,8 @@ from ..data.bags import BagError
 from ..data.datasets import DatasetLayoutError
 from ..data.make_bag import DEFAULT_IMAGE_TOPIC, DEFAULT_LABEL_TOPIC, write_camvid_bag, write_synthetic_bag
 from ..data.synthetic import HELDOUT_SEED_START
-from ..evaluation.report import write_report
 from ..engine.loading import SHIPPED, checkpoint_path
+from ..evaluation.report import write_report
 from ..resources import DEFAULT_VARIANT
 from ..ros.live_eval import LiveEvalError, NodeProcess, evaluate_live, node_params
 from .common import add_checkpoint_argument, fail

@@ -11,7 +11,14 @@ from ..classes import ClassMap
 from ..data.bags import COMPRESSED_IMAGE, BagError, BagReader
 from ..engine.loading import checkpoint_path
 from ..evaluation.report import write_report
-from ..ros.live_eval import DEFAULT_LABELS_TOPIC, DEFAULT_OUTPUT_DIR, LiveEvalError, NodeProcess, evaluate_live, node_params
+from ..ros.live_eval import (
+    DEFAULT_LABELS_TOPIC,
+    DEFAULT_OUTPUT_DIR,
+    LiveEvalError,
+    NodeProcess,
+    evaluate_live,
+    node_params,
+)
 from .common import add_label_space_argument, add_model_arguments, fail
 
 

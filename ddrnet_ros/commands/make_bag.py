@@ -8,8 +8,13 @@ from pathlib import Path
 
 from ..data.bags import STORAGES, BagError
 from ..data.datasets import DatasetLayoutError
-from ..data.make_bag import (DEFAULT_FRAME_ID, DEFAULT_IMAGE_TOPIC, DEFAULT_LABEL_TOPIC, write_camvid_bag,
-                             write_synthetic_bag)
+from ..data.make_bag import (
+    DEFAULT_FRAME_ID,
+    DEFAULT_IMAGE_TOPIC,
+    DEFAULT_LABEL_TOPIC,
+    write_camvid_bag,
+    write_synthetic_bag,
+)
 from ..data.synthetic import HELDOUT_SEED_START
 
 

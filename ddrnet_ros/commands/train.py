@@ -13,7 +13,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..classes import ClassMapError
 from ..data.bags import BagError
@@ -51,7 +51,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--width", type=int, default=1024,
                       help="synthetic scene width; validation input width for every source")
     data.add_argument("--train-seeds", type=int, default=2000, help="synthetic: number of training scenes")
-    data.add_argument("--val-seeds", type=int, default=50, help="synthetic: number of held-out validation scenes (seeds from HELDOUT_SEED_START + 1e6)")
+    data.add_argument("--val-seeds", type=int, default=50,
+                      help="synthetic: number of held-out validation scenes (seeds from HELDOUT_SEED_START + 1e6)")
     data.add_argument("--cache-dir", default=None,
                       help="synthetic: keep rendered scenes here as PNGs so later epochs do not render again")
     data.add_argument("--cityscapes-root", default=None, help="cityscapes: dataset root")
@@ -70,7 +71,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                            "network_input_size, the size the engine then runs the checkpoint at by default")
 
     aug = parser.add_argument_group("augmentation")
-    aug.add_argument("--crop", type=size_argument, default=(512, 512), metavar="HxW", help="training crop (multiples of 8)")
+    aug.add_argument("--crop", type=size_argument, default=(512, 512), metavar="HxW",
+                     help="training crop (multiples of 8)")
     aug.add_argument("--scale-min", type=float, default=0.5)
     aug.add_argument("--scale-max", type=float, default=2.0)
     aug.add_argument("--camvid-scale-min", type=float, default=1.5,

@@ -23,8 +23,8 @@ import torch
 
 from .config import SegmenterConfig
 from .loading import load_model
-from .preprocess import fill_network_input
 from .postprocess import ImageMap, fast_labels, labels_and_confidence, reference_logits
+from .preprocess import fill_network_input
 from .segmenter import Segmenter
 
 DEFAULT_SIZES = ("512x1024", "1024x2048")

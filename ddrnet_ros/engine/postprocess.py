@@ -90,7 +90,7 @@ class AxisMap:
         return self.weights.shape[1]
 
     @classmethod
-    def build(cls, n_cells: int, n_network: int, n_resized: int, n_image: int) -> "AxisMap":
+    def build(cls, n_cells: int, n_network: int, n_resized: int, n_image: int) -> AxisMap:
         """Compose upsample (cells -> network), crop (-> resized) and resize (-> image)."""
         up = _bilinear_matrix(n_cells, n_network)[:n_resized]
         full = up if n_resized == n_image else _bilinear_matrix(n_resized, n_image) @ up
@@ -129,7 +129,7 @@ class AxisBlocks:
     block_of: torch.Tensor  # (n_image,) the block of each pixel
 
     @classmethod
-    def build(cls, axis: AxisMap) -> "AxisBlocks":
+    def build(cls, axis: AxisMap) -> AxisBlocks:
         start = axis.start.numpy()
         n = start.shape[0]
         index = np.arange(n)
@@ -158,7 +158,7 @@ class ImageMap:
     col_blocks: AxisBlocks
 
     @classmethod
-    def build(cls, plan: FramePlan) -> "ImageMap":
+    def build(cls, plan: FramePlan) -> ImageMap:
         (ch, cw), (nh, nw), (rh, rw), (h, w) = plan.logits_size, plan.network, plan.resized, plan.image
         rows, cols = AxisMap.build(ch, nh, rh, h), AxisMap.build(cw, nw, rw, w)
         return cls(rows, cols, AxisBlocks.build(rows), AxisBlocks.build(cols))

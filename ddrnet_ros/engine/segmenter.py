@@ -25,8 +25,14 @@ from .backends import NetworkBackend, create_backend
 from .backends.torch_backend import CudaPipeline
 from .config import EngineConfigError, SegmenterConfig
 from .loading import LoadedModel, load_model, wrap_model
-from .postprocess import (ImageMap, apply_threshold, confidence_to_uint8, fast_labels, labels_and_confidence,
-                          reference_logits)
+from .postprocess import (
+    ImageMap,
+    apply_threshold,
+    confidence_to_uint8,
+    fast_labels,
+    labels_and_confidence,
+    reference_logits,
+)
 from .preprocess import CHANNEL_ORDERS, FramePlan, fill_network_input, plan_frame
 
 log = logging.getLogger(__name__)

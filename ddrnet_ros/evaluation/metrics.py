@@ -7,8 +7,8 @@ ground truth and prediction have no IoU (NaN) and are left out of the mean.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -129,7 +129,7 @@ class ScoringSpace:
         """Model class ids (255 = none) -> ids of the scored space (255 = none)."""
         return labels if self._lookup is None else self._lookup[labels]
 
-    def accumulator(self) -> "ConfusionAccumulator":
+    def accumulator(self) -> ConfusionAccumulator:
         return ConfusionAccumulator(self.class_map.num_classes, self.class_map.names, self.class_map.ignore_label)
 
 
@@ -146,7 +146,7 @@ class LatencyStats:
     max_ms: float
 
     @classmethod
-    def from_samples(cls, samples_ms: Iterable[float]) -> "LatencyStats":
+    def from_samples(cls, samples_ms: Iterable[float]) -> LatencyStats:
         values = np.asarray(list(samples_ms), np.float64)
         if values.size == 0:
             nan = float("nan")

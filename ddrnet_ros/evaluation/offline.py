@@ -1,10 +1,12 @@
 """Offline evaluation (``ddrnet-ros evaluate``): the engine over a rosbag's camera frames, or a
 labelled dataset directory (e.g. a CamVid split), scored.
 
-With ground truth (a bag's label topic, or the dataset's labels): confusion matrix, per-class IoU, mIoU (Cityscapes convention) and pixel
+With ground truth (a bag's label topic, or the dataset's labels): confusion matrix, per-class
+IoU, mIoU (Cityscapes convention) and pixel
 accuracy over the frames whose label image has the same header stamp. Always: the engine's
 latency per frame and its throughput. Ground truth in a coarser label space (``--label-space
-camvid``; implied for a CamVid dataset) is scored in that space, predictions mapped onto it. Writes the report (see :mod:`ddrnet_ros.report`) and,
+camvid``; implied for a CamVid dataset) is scored in that space, predictions mapped onto it. Writes the report (see
+:mod:`ddrnet_ros.evaluation.report`) and,
 on request, a bag of labels/color/overlay images with the input's stamps and frame ids.
 """
 
@@ -12,8 +14,9 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -66,8 +69,11 @@ def evaluate_bag(bag_path: str | Path, image_topic: str, label_topic: str | None
             bag.require_topic(label_topic, ("sensor_msgs/msg/Image",))
         if max_frames is not None:
             total = min(total, max_frames)
-        pairs = ((frame, None if gt is None else gt.pixels) for frame, gt in bag.labelled_images(image_topic, label_topic)) \
-            if label_topic else ((frame, None) for frame in bag.images(image_topic))
+        if label_topic:
+            pairs = ((frame, None if gt is None else gt.pixels)
+                     for frame, gt in bag.labelled_images(image_topic, label_topic))
+        else:
+            pairs = ((frame, None) for frame in bag.images(image_topic))
         writer = BagWriter(output_bag, storage) if output_bag else None
         try:
             run = score_frames(pairs, total, segmenter, ScoringSpace(segmenter.class_map, label_space), writer,

@@ -13,10 +13,11 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class EvaluationReport:
         del latency["throughput_fps"]  # reported once, at top level: it may not derive from latency
         return _finite({
             "mode": self.mode,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             **({"dataset": self.bag["dataset"]} if "dataset" in self.bag else {"bag": self.bag}),
             "model": self.model,
             "frames": self.frames,

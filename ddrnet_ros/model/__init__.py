@@ -1,7 +1,6 @@
 """DDRNet variants and checkpoint I/O (ROS-free)."""
 
-from .checkpoint import (CheckpointError, load_checkpoint, read_metadata, read_state_dict, save_checkpoint,
-                         sha256_of)
+from .checkpoint import CheckpointError, load_checkpoint, read_metadata, read_state_dict, save_checkpoint, sha256_of
 from .ddrnet import INPUT_MULTIPLE, OUTPUT_STRIDE, VARIANTS, DDRNet, create_model, upsample_logits
 
 __all__ = [

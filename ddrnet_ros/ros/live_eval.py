@@ -32,8 +32,8 @@ from ddrnet_ros.classes import ClassMap, CoarseLabelSpace
 from ddrnet_ros.data.bags import BagReader, decode_labels, stamp_to_ns
 from ddrnet_ros.encodings import ImageDecodeError
 from ddrnet_ros.evaluation.metrics import ScoringSpace
-from ddrnet_ros.model.checkpoint import sha256_of
 from ddrnet_ros.evaluation.report import EvaluationReport, Sample, sample_indices, shrink
+from ddrnet_ros.model.checkpoint import sha256_of
 from ddrnet_ros.ros.player import BagPlayer
 
 DEFAULT_LABELS_TOPIC = "/segmentation/labels"
@@ -158,7 +158,7 @@ def _sample_strip(bag_path: Path, image_topic: str, scorer: LabelScorer, truth: 
 
 def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", label_topic: str | None = None,
                   labels_topic: str = DEFAULT_LABELS_TOPIC, rate: float = 1.0, class_map: ClassMap | None = None,
-                  node_wait_s: float = 120.0, drain_s: float = 5.0, node_process: "NodeProcess | None" = None,
+                  node_wait_s: float = 120.0, drain_s: float = 5.0, node_process: NodeProcess | None = None,
                   domain_id: int | None = None, label_space: CoarseLabelSpace | None = None) -> EvaluationReport:
     """Play the bag's camera topic, score the node's labels, and return the report."""
     bag_path = Path(bag_path)
@@ -196,7 +196,8 @@ def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", 
     frames = {"published": published, "answered": answered, "dropped": published - answered,
               "scored": scorer.accumulator.frames, "labels_unmatched": scorer.unknown_stamps,
               "labels_bad": scorer.bad_messages}
-    model = {"variant": scorer.model_info.get("variant"), "checkpoint_sha256": scorer.model_info.get("checkpoint_sha256"),
+    info = scorer.model_info
+    model = {"variant": info.get("variant"), "checkpoint_sha256": info.get("checkpoint_sha256"),
              "checkpoint": node_process.checkpoint if node_process else None, "backend": None, "device": None,
              "source": "the running node's label_info" if scorer.model_info else "unknown (no label_info received)"}
     if node_process is not None:
@@ -215,7 +216,7 @@ def evaluate_live(bag_path: str | Path, image_topic: str = "/camera/image_raw", 
 
 
 def _wait_for_node(scorer: LabelScorer, image_topic: str, timeout_s: float,
-                   node_process: "NodeProcess | None") -> None:
+                   node_process: NodeProcess | None) -> None:
     """Until a node subscribes to the camera topic and publishes labels (seen in the ROS graph).
 
     The player's publisher is created only after this, so the node is fully up (configured and
@@ -268,7 +269,7 @@ class NodeProcess:
             [sys.executable, "-m", "ddrnet_ros", "run", "--params-file", str(self.params_path)],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
-    def __enter__(self) -> "NodeProcess":
+    def __enter__(self) -> NodeProcess:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -37,8 +37,14 @@ from ddrnet_ros.encodings import DecodedImage, ImageDecodeError
 from ddrnet_ros.engine import Segmenter
 from ddrnet_ros.msg import SegmentationInfo
 from ddrnet_ros.ros import qos
-from ddrnet_ros.ros.conversions import (decode_compressed_msg, decode_image_msg, image_msg, segmentation_info_msg,
-                                        vision_label_info_msg, vision_label_info_type)
+from ddrnet_ros.ros.conversions import (
+    decode_compressed_msg,
+    decode_image_msg,
+    image_msg,
+    segmentation_info_msg,
+    vision_label_info_msg,
+    vision_label_info_type,
+)
 from ddrnet_ros.ros.diagnostics import CameraStats, camera_status
 from ddrnet_ros.ros.params import CameraSettings, NodeSettings, declare_parameters, read_settings
 

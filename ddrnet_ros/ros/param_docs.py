@@ -17,9 +17,10 @@ import math
 import re
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ddrnet_ros.ros.params import PARAMETERS, ParamSpec, compressed_spec, topic_spec
 

@@ -5,9 +5,10 @@ file reaches :func:`read_settings`, which fails with one line naming the paramet
 what is allowed, instead of rclpy refusing to construct the node.
 
 Cameras: ``cameras`` lists names; each name ``N`` has ``camera.N.topic`` (default
-``N/image_raw``, or ``N/image_raw/compressed`` when compressed) and ``camera.N.compressed`` (default false: ``sensor_msgs/Image``; true:
-``sensor_msgs/CompressedImage``). The default single camera is called ``camera``, so its topic is
-``camera/image_raw``, resolved in the node's namespace and remappable the ROS way.
+``N/image_raw``, or ``N/image_raw/compressed`` when compressed) and ``camera.N.compressed``
+(default false: ``sensor_msgs/Image``; true: ``sensor_msgs/CompressedImage``). The default single
+camera is called ``camera``, so its topic is ``camera/image_raw``, resolved in the node's
+namespace and remappable the ROS way.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from __future__ import annotations
 import array
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
-from ddrnet_ros.engine.loading import RANDOM, SHIPPED
 from ddrnet_ros.engine.config import BACKENDS, DEVICE_CHOICES, PRECISIONS, EngineConfigError, SegmenterConfig
+from ddrnet_ros.engine.loading import RANDOM, SHIPPED
 from ddrnet_ros.model import VARIANTS
 from ddrnet_ros.ros.qos import INPUT_QOS_CHOICES, OUTPUT_QOS_CHOICES
 

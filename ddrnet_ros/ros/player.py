@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from rclpy.duration import Duration
 from rclpy.node import Node

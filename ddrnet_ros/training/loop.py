@@ -31,8 +31,7 @@ from ..data.camvid import label_space_of  # noqa: E402
 from ..data.datasets import ValidationPairs  # noqa: E402
 from ..data.sources import flatten_data  # noqa: E402
 from ..model import INPUT_MULTIPLE, create_model, save_checkpoint  # noqa: E402
-from .checkpointing import (RESUME_FILE, RunState, checkpoint_metadata, init_from_checkpoint,  # noqa: E402
-                            load_resume, save_resume)
+from .checkpointing import RESUME_FILE, RunState, checkpoint_metadata, init_from_checkpoint, load_resume, save_resume  # noqa: E402
 from .data import EpochBatches, build_sources, training_set, worker_init  # noqa: E402
 from .errors import TrainingError  # noqa: E402
 from .losses import DDRNetLoss, OhemCrossEntropy  # noqa: E402

@@ -15,7 +15,7 @@ OHEM ranks pixels by ``sum_{c in S} p_c``, the probability of being right.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -27,7 +27,8 @@ BACKENDS = [
     pytest.param("torch", id="torch-optimised"),
     pytest.param("onnxruntime", id="onnxruntime"),
     pytest.param("openvino", id="openvino",
-                 marks=pytest.mark.skipif(not BACKEND_SPECS["openvino"].available(), reason="openvino is not installed")),
+                 marks=pytest.mark.skipif(not BACKEND_SPECS["openvino"].available(),
+                                          reason="openvino is not installed")),
 ]
 
 

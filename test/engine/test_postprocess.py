@@ -8,10 +8,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddrnet_ros.engine.postprocess import (BLOCK, FAST_LABELS_MAX_BORDER_SHARE, AxisBlocks, AxisMap, ImageMap,
-                                           apply_threshold,
-                                           confidence_to_uint8, fast_labels, labels_and_confidence,
-                                           reference_logits)
+from ddrnet_ros.engine.postprocess import (
+    BLOCK,
+    FAST_LABELS_MAX_BORDER_SHARE,
+    AxisBlocks,
+    AxisMap,
+    ImageMap,
+    apply_threshold,
+    confidence_to_uint8,
+    fast_labels,
+    labels_and_confidence,
+    reference_logits,
+)
 from ddrnet_ros.engine.preprocess import plan_frame
 
 PLANS = [((1080, 1920), None, True), ((1080, 1920), (512, 1024), True), ((480, 848), (256, 512), False),

@@ -15,10 +15,10 @@ from torch import nn
 
 from ddrnet_ros.classes import ClassMap, ClassMapError
 from ddrnet_ros.engine import SegmentationResult, Segmenter, SegmenterConfig
-from ddrnet_ros.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ddrnet_ros.engine.backends.torch_backend import TorchModel, frame_outputs
-from ddrnet_ros.model.folding import fold_batchnorm
+from ddrnet_ros.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ddrnet_ros.model import CheckpointError, create_model, save_checkpoint, sha256_of
+from ddrnet_ros.model.folding import fold_batchnorm
 
 # ----------------------------------------------------------------------------- a hand-made case
 #: class 0 is predicted for red, 1 for green, 2 for blue; each is painted in another colour.

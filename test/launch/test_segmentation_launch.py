@@ -19,10 +19,11 @@ launch_pytest = pytest.importorskip(
 
 import numpy as np  # noqa: E402
 from ament_index_python.packages import get_package_share_directory  # noqa: E402
-from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription, RegisterEventHandler  # noqa: E402
 from launch.event_handlers import OnProcessExit  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+
+from launch import LaunchDescription  # noqa: E402
 
 LAUNCH_FILE = Path(get_package_share_directory("ddrnet_ros")) / "launch" / "segmentation.launch.py"
 exit_codes: list[int] = []

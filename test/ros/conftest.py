@@ -23,9 +23,8 @@ class Harness:
     """One rclpy context, one executor thread, the probe node and any SegmentationNode started here."""
 
     def __init__(self, context) -> None:
-        from rclpy.executors import MultiThreadedExecutor
-
         import rclpy
+        from rclpy.executors import MultiThreadedExecutor
 
         self.context = context
         self.probe = rclpy.create_node("probe", context=context)
@@ -66,7 +65,8 @@ class Harness:
     def publisher(self, msg_type, topic: str, reliable: bool = True):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(depth=10, reliability=reliability)
         return self.probe.create_publisher(msg_type, topic, qos)
 
     def collect(self, msg_type, topic: str, qos=None) -> list:
@@ -85,7 +85,8 @@ class Harness:
             time.sleep(0.02)
 
     def wait_matched(self, publisher, count: int = 1) -> None:
-        self.wait_for(lambda: publisher.get_subscription_count() >= count, f"{count} subscriber(s) of {publisher.topic_name}")
+        self.wait_for(lambda: publisher.get_subscription_count() >= count,
+                      f"{count} subscriber(s) of {publisher.topic_name}")
 
     def wait_subscribed(self, topic: str, count: int = 1) -> None:
         """Until ``count`` subscriptions exist on ``topic`` (the probe's outputs are seen by the node)."""
@@ -135,7 +136,8 @@ def make_image() -> Callable[..., np.ndarray]:
     return camera_image
 
 
-def image_message(pixels: np.ndarray, encoding: str = "rgb8", stamp: tuple[int, int] = (12, 345), frame_id: str = "cam"):
+def image_message(pixels: np.ndarray, encoding: str = "rgb8", stamp: tuple[int, int] = (12, 345),
+                  frame_id: str = "cam"):
     """A sensor_msgs/Image of RGB ``pixels`` laid out in ``encoding`` by the project's encoder."""
     from sensor_msgs.msg import Image
 

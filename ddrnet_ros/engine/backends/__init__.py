@@ -8,8 +8,9 @@ benchmark, the command line and the node's ``backend`` parameter all read this t
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn

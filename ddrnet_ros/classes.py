@@ -249,6 +249,7 @@ class TrainingLabelSets:
             table[next_id:next_id + space.num_classes] = space.membership(model_classes)
             next_id += space.num_classes
         valid = table.any(axis=1)
+        assert isinstance(valid, np.ndarray)  # a 2-D table reduced over one axis
         return cls(table=table, valid=valid, offsets=offsets)
 
     def encoder(self, space: CoarseLabelSpace) -> np.ndarray:

@@ -57,7 +57,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     path = checkpoint_path(args.checkpoint)
     checkpoint = str(path) if path is not None else args.checkpoint
-    if args.checkpoint == SHIPPED and not path.exists():
+    if args.checkpoint == SHIPPED and path is not None and not path.exists():  # shipped: a path, never None
         return fail("demo", f"the shipped checkpoint {checkpoint} is missing from the package (an incomplete "
                                "checkout or install); restore it or pass --checkpoint")
     variant = args.variant or DEFAULT_VARIANT

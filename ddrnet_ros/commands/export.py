@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..engine.loading import load_model
 from ..engine.onnx_export import check_with_onnxruntime, export_metadata, export_onnx
-from ..model import INPUT_MULTIPLE, VARIANTS
+from ..model import INPUT_MULTIPLE, VARIANTS, DDRNet
 from ..resources import DEFAULT_VARIANT
 from .common import add_checkpoint_argument, fail
 
@@ -34,6 +34,7 @@ def main(args: argparse.Namespace) -> int:
         return fail("export", f"--output {args.output} should end in .onnx")
     try:
         loaded = load_model(args.variant, args.checkpoint, class_map=args.class_config)
+        assert isinstance(loaded.module, DDRNet)  # load_model builds one
         loaded.class_map.check_num_classes(loaded.module.num_classes)
         data = export_onnx(loaded.module, args.height, args.width, dynamic=args.dynamic)
     except (ValueError, RuntimeError, OSError) as exc:  # config, checkpoint, class map and export errors

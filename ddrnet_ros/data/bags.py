@@ -16,10 +16,11 @@ import sqlite3
 import struct
 import tempfile
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
@@ -94,7 +95,7 @@ class BagReader:
             for name, info in self._reader.topics.items()
         }
 
-    def __enter__(self) -> "BagReader":
+    def __enter__(self) -> BagReader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -176,6 +177,8 @@ class BagReader:
         self.require_topic(label_topic, (IMAGE,))
         waiting_images: OrderedDict[int, StampedImage] = OrderedDict()
         waiting_labels: OrderedDict[int, StampedImage] = OrderedDict()
+        frame: StampedImage | None
+        label: StampedImage | None
         for topic, log_time, message in self.messages([image_topic, label_topic]):
             stamp = stamp_to_ns(message.header.stamp)
             if topic == image_topic:
@@ -257,7 +260,7 @@ class BagWriter:
         self._connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
 
-    def __enter__(self) -> "BagWriter":
+    def __enter__(self) -> BagWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Sequence, Sized
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import cast
 
 import cv2
 import numpy as np
@@ -224,6 +225,7 @@ class BagDataset(Dataset):
         image_png, label_png = self._frames[index]
         image = cv2.imdecode(np.frombuffer(image_png, np.uint8), cv2.IMREAD_COLOR)
         labels = cv2.imdecode(np.frombuffer(label_png, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert image is not None and labels is not None  # PNGs this dataset encoded itself
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), labels
 
     def describe(self) -> dict:
@@ -242,7 +244,8 @@ class AugmentedPairs(Dataset):
         self.seed = int(seed)
 
     def __len__(self) -> int:
-        return len(self.source)
+        # torch's Dataset type leaves __len__ out; every source this package builds defines it
+        return len(cast(Sized, self.source))
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = key
@@ -261,7 +264,7 @@ class ValidationPairs(Dataset):
         self.input_size = input_size
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(cast(Sized, self.source))  # sized, as in AugmentedPairs
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, labels = self.source[index]

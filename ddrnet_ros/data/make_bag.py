@@ -10,16 +10,13 @@ defaults to the held-out range, which training never sees. CamVid labels stay in
 
 from __future__ import annotations
 
-import argparse
-import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from tqdm import tqdm
 
-from .bags import STORAGES, BagError, BagWriter
+from .bags import BagWriter, Storage
 from .camvid import CamVidDataset, stamp_ns
-from .datasets import DatasetLayoutError
 from .synthetic import HELDOUT_SEED_START, SyntheticFrame, generate_scene, generate_sequence
 
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
@@ -30,7 +27,7 @@ DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000
 
 
 def write_synthetic_bag(path: str | Path, frames: int, height: int = 512, width: int = 1024,
-                        seed: int = HELDOUT_SEED_START, storage: str = "sqlite3", rate_hz: float = 10.0,
+                        seed: int = HELDOUT_SEED_START, storage: Storage = "sqlite3", rate_hz: float = 10.0,
                         compressed: bool = False, image_topic: str = DEFAULT_IMAGE_TOPIC,
                         label_topic: str = DEFAULT_LABEL_TOPIC, frame_id: str = DEFAULT_FRAME_ID,
                         start_ns: int = DEFAULT_START_NS, progress: bool = False, scenes: bool = False) -> Path:
@@ -48,7 +45,8 @@ def write_synthetic_bag(path: str | Path, frames: int, height: int = 512, width:
         (generate_scene(seed + i, height, width) for i in range(frames)) if scenes
         else generate_sequence(seed, frames, height, width))
     with BagWriter(path, storage) as writer:
-        for i, frame in enumerate(tqdm(sequence, total=frames, desc="make-bag", unit="frame", disable=None if progress else True)):
+        progress_bar = tqdm(sequence, total=frames, desc="make-bag", unit="frame", disable=None if progress else True)
+        for i, frame in enumerate(progress_bar):
             stamp = start_ns + i * period_ns
             if compressed:
                 writer.write_compressed(image_topic, frame.image, stamp, frame_id, format="jpeg", quality=90)
@@ -82,7 +80,7 @@ def camvid_stamps(dataset: CamVidDataset, rate_hz: float | None, start_ns: int =
     return stamps
 
 
-def write_camvid_bag(path: str | Path, root: str | Path, split: str = "test", storage: str = "sqlite3",
+def write_camvid_bag(path: str | Path, root: str | Path, split: str = "test", storage: Storage = "sqlite3",
                      rate_hz: float | None = None, compressed: bool = False, image_topic: str = DEFAULT_IMAGE_TOPIC,
                      label_topic: str = DEFAULT_LABEL_TOPIC, frame_id: str = DEFAULT_FRAME_ID,
                      max_frames: int | None = None, progress: bool = False) -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
-from typing import Callable
+from typing import cast
 
 import numpy as np
 import torch
@@ -148,7 +149,8 @@ class EncodedLabels(Dataset):
         self.lookup = None if space is None else label_sets.encoder(space)
 
     def __len__(self) -> int:
-        return len(self.source)
+        # torch's Dataset type leaves __len__ out; every source this package builds defines it
+        return len(cast(Sized, self.source))
 
     def __getitem__(self, index: int):
         image, labels = self.source[index]
@@ -156,4 +158,4 @@ class EncodedLabels(Dataset):
 
     def describe(self) -> dict:
         describe = getattr(self.source, "describe", None)
-        return describe() if describe else {"count": len(self.source)}
+        return describe() if describe else {"count": len(cast(Sized, self.source))}

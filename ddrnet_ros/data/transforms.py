@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..classes import IGNORE_LABEL
+
 # The engine decides the input normalisation; training must feed the network the same numbers.
 from ..engine.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -83,7 +84,7 @@ class CameraAugmentation:
     jpeg: int = 30                 # JPEG quality from this to 95; 0 = off
 
     @classmethod
-    def off(cls) -> "CameraAugmentation":
+    def off(cls) -> CameraAugmentation:
         return cls(p=0.0)
 
     def active(self) -> bool:
@@ -100,7 +101,7 @@ class CameraAugmentation:
         return image
 
     def _color(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        out = image.astype(np.float32)
+        out: np.ndarray = image.astype(np.float32)
         if self.brightness:
             out *= rng.uniform(1 - self.brightness, 1 + self.brightness)
         if self.contrast:
@@ -140,7 +141,11 @@ class CameraAugmentation:
             return image
         quality = int(rng.integers(self.jpeg, 96))
         ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
-        return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1] if ok else image
+        if not ok:
+            return image
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        assert decoded is not None  # the JPEG imencode has just written
+        return decoded[..., ::-1]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -55,21 +55,21 @@ class Row:
 
 def make_contenders(variant: str, checkpoint: str, threads: int, backends: list[str],
                     channels_last: bool) -> list[Contender]:
-    base = dict(variant=variant, checkpoint=checkpoint, device="cpu", num_threads=threads)
+    base = SegmenterConfig(variant=variant, checkpoint=checkpoint, device="cpu", num_threads=threads)
     # Load the weights once; every contender then gets the module itself, so that all of them
     # run the network at the measured image size (a checkpoint's recommended network size
     # would otherwise apply).
     module = load_model(variant, checkpoint).module
-    model = Segmenter(SegmenterConfig(**base), module, optimize=False)
+    model = Segmenter(base, module, optimize=False)
     contenders = [Contender("eager fp32 (plain)", model)]
     for backend in backends:
         if backend == "torch":
-            contenders.append(Contender("torch (BN folded)", Segmenter(SegmenterConfig(**base), model.module)))
+            contenders.append(Contender("torch (BN folded)", Segmenter(base, model.module)))
             if channels_last:
                 contenders.append(Contender("torch channels_last",
-                                            Segmenter(SegmenterConfig(**base, channels_last=True), model.module)))
+                                            Segmenter(replace(base, channels_last=True), model.module)))
         else:
-            contenders.append(Contender(backend, Segmenter(SegmenterConfig(**base, backend=backend), model.module)))
+            contenders.append(Contender(backend, Segmenter(replace(base, backend=backend), model.module)))
     return contenders
 
 

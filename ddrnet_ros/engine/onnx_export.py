@@ -49,7 +49,8 @@ def export_onnx(model: nn.Module, height: int = 512, width: int = 1024, dynamic:
         # needs onnxscript; this one works with the pinned torch and no extra dependency.
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(net, (example,), buffer, dynamo=False, input_names=[INPUT_NAME],
+            # f is annotated as a path only, but the TorchScript exporter (dynamo=False) writes file objects
+            torch.onnx.export(net, (example,), buffer, dynamo=False, input_names=[INPUT_NAME],  # type: ignore[arg-type]
                               output_names=[OUTPUT_NAME], opset_version=OPSET, do_constant_folding=True,
                               dynamic_axes=dynamic_axes if dynamic else None)
         except Exception as exc:  # the exporter raises many types

@@ -133,6 +133,6 @@ def normalisation_on(device: torch.device | str, dtype: torch.dtype) -> tuple[to
 
 def normalise_numpy(image_rgb: np.ndarray) -> np.ndarray:
     """Reference normalisation in numpy (HxWx3 uint8 RGB -> 3xHxW float32), for tests and export checks."""
-    x = image_rgb.astype(np.float32) / 255.0
+    x: np.ndarray = image_rgb.astype(np.float32) / 255.0
     x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))

@@ -22,7 +22,7 @@ from torch import nn
 from ddrnet_ros.classes import colorize, overlay
 
 from .backends import NetworkBackend, create_backend
-from .backends.torch_backend import CudaPipeline
+from .backends.torch_backend import CudaPipeline, TorchModel
 from .config import EngineConfigError, SegmenterConfig
 from .loading import LoadedModel, load_model, wrap_model
 from .postprocess import (
@@ -91,7 +91,10 @@ class Segmenter:
         self.module = loaded.module  # the official-layout module (export, tests)
         self.backend: NetworkBackend = create_backend(config.backend, loaded.module, self.device, config.precision,
                                                       config.channels_last, config.num_threads, optimize)
-        self._cuda = CudaPipeline(self.backend, self.class_map) if self.device.startswith("cuda") else None
+        self._cuda: CudaPipeline | None = None
+        if self.device.startswith("cuda"):
+            assert isinstance(self.backend, TorchModel)  # the only backend that runs on CUDA (validate)
+            self._cuda = CudaPipeline(self.backend, self.class_map)
         self._plans: dict[tuple[int, int], tuple[FramePlan, ImageMap | None]] = {}
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
@@ -107,7 +110,8 @@ class Segmenter:
     def _input_size(self, config: SegmenterConfig) -> tuple[int, int] | None:
         """The configured network size, else the one the checkpoint was measured at (sidecar)."""
         if config.input_size is not None:
-            return tuple(config.input_size)
+            height, width = config.input_size  # exactly two values (validate)
+            return height, width
         recommended = self.metadata.get("network_input_size")
         if recommended is None:
             return None
@@ -177,9 +181,13 @@ class Segmenter:
             if confidence is not None:
                 apply_threshold(labels, confidence, confidence_threshold, self.class_map.ignore_label)
         else:
+            assert image_map is not None  # built for every plan off the CUDA path
             labels, confidence = fast_labels(logits, image_map, plan), None
         labels_np = labels.numpy()
-        confidence_np = confidence_to_uint8(confidence).numpy() if want_confidence else None
+        confidence_np = None
+        if want_confidence:
+            assert confidence is not None  # need_confidence
+            confidence_np = confidence_to_uint8(confidence).numpy()
         color = colorize(labels_np, self.class_map) if want_color else None
         blended = None
         if want_overlay:
@@ -193,7 +201,7 @@ class Segmenter:
         check_image(image, channel_order)
         plan, _ = self._plan(image.shape[0], image.shape[1])
         if self._cuda is not None:
-            frame = torch.zeros((1, 3, *plan.network), dtype=self.backend.dtype, device=self.device)
+            frame = torch.zeros((1, 3, *plan.network), dtype=self._cuda.model.dtype, device=self.device)
             fill_network_input(frame, torch.from_numpy(_writable(image)).to(self.device), plan, channel_order)
             logits = self.backend.infer(frame)
         else:

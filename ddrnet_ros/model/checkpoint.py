@@ -90,7 +90,7 @@ def _has_tensors(obj: Mapping) -> bool:
     return any(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> Mapping[str, torch.Tensor]:
     """The subset of ``state`` to load, or a :class:`CheckpointError` naming every mismatch.
 
     A training-only auxiliary head (``seghead_extra.*``) in the file is dropped when the

@@ -108,7 +108,7 @@ class DDRNet(nn.Module):
                 nn.init.constant_(m.bias, 0)
 
     def _fuse(self, low: torch.Tensor, high: torch.Tensor, down: nn.Module, compression: nn.Module,
-              size: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+              size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Bilateral fusion: both sums read the pre-fusion tensors of both branches."""
         fused_low = low + down(self.relu(high))
         fused_high = high + resize(compression(self.relu(low)), size)

@@ -111,7 +111,7 @@ def render_yaml(specs: Sequence[ParamSpec] = PARAMETERS) -> str:
         if index:
             lines.append("")
         lines += _entry(spec, spec.name, indent)
-    cameras = next((spec.default for spec in specs if spec.name == "cameras"), [])
+    cameras: list[str] = next((spec.default for spec in specs if spec.name == "cameras"), [])
     if cameras:
         lines += ["", f"{indent}# Per camera: camera.<name>.topic and camera.<name>.compressed.", f"{indent}camera:"]
         for name in cameras:

@@ -129,6 +129,7 @@ class BagPlayer:
                 while True:  # sleep until due, keeping /clock going meanwhile
                     now = time.monotonic()
                     if self.clock_publisher is not None and now >= next_clock:
+                        assert self.clock_hz  # the clock publisher exists only with clock_hz
                         self._publish_clock(bag_start + round((min(now, due) - wall_start) * self.rate * 1e9))
                         next_clock = now + 1.0 / self.clock_hz
                     if now >= due or stop.is_set():
@@ -156,4 +157,5 @@ class BagPlayer:
     def _publish_clock(self, bag_time_ns: int) -> None:
         message = self._clock_type()
         message.clock.sec, message.clock.nanosec = divmod(int(bag_time_ns), 1_000_000_000)
+        assert self.clock_publisher is not None  # called only when there is one
         self.clock_publisher.publish(message)

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..classes import ClassMap
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..model import CheckpointError
+from ..model import CheckpointError, DDRNet
 from ..model.checkpoint import AUX_PREFIX, read_state_dict
 from .data import CAMERA_EFFECTS
 from .errors import TrainingError
@@ -33,7 +33,7 @@ CLASSIFIER_PREFIXES = ("final_layer.conv2.", AUX_PREFIX + "conv2.")
 RESUME_FILE = "resume.pt"
 
 
-def init_from_checkpoint(model: nn.Module, path: str | Path) -> list[str]:
+def init_from_checkpoint(model: DDRNet, path: str | Path) -> list[str]:
     """Load ``path`` for fine-tuning; returns what was (re)initialised instead of loaded.
 
     Classifier layers whose class count differs keep their fresh initialisation; an

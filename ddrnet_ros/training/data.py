@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sized
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -67,7 +67,8 @@ def build_sources(args: Any) -> tuple[list[tuple[str, float, Dataset]], Dataset,
     parts = [(name, weight, SOURCES[name].build(args, True)) for name, weight in args.data]
     val_name = args.val_data or ("camvid" if any(n == "camvid" for n, _ in args.data) else args.data[0][0])
     val = SOURCES[val_name].build(args, False)
-    if args.max_val_frames is not None and args.max_val_frames < len(val):
+    # torch's Dataset type leaves __len__ out; every source and Subset of one here defines it
+    if args.max_val_frames is not None and args.max_val_frames < len(cast(Sized, val)):
         val = torch.utils.data.Subset(val, range(args.max_val_frames))
     train = ([{**_describe(dataset), "weight": weight} for _, weight, dataset in parts] if len(parts) > 1
              else _describe(parts[0][2]))
@@ -83,7 +84,7 @@ def camera_augmentation(args: Any, source: str) -> CameraAugmentation:
 
 
 def training_set(args: Any, parts: list[tuple[str, float, Dataset]], label_sets: TrainingLabelSets,
-                 ignore_label: int) -> Dataset:
+                 ignore_label: int) -> AugmentedPairs | MixedSources:
     """Each source augmented its own way and re-coded to training ids, mixed by weight."""
     augmented = []
     for name, weight, source in parts:
@@ -105,4 +106,4 @@ def _describe(dataset: Dataset) -> dict:
         inner = _describe(dataset.dataset)
         return {**inner, "count": len(dataset)}
     describe = getattr(dataset, "describe", None)
-    return describe() if describe else {"count": len(dataset)}
+    return describe() if describe else {"count": len(cast(Sized, dataset))}  # sized, as above

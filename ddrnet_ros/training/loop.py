@@ -148,7 +148,8 @@ class Trainer:
             for what in init_from_checkpoint(model, args.init):
                 LOG.info("init: %s initialised fresh", what)
             LOG.info("init: loaded %s", args.init)
-        return model.to(self.device, memory_format=self.memory_format).train()
+        # torch's Module.to stubs leave out the memory_format form its docstring documents
+        return model.to(self.device, memory_format=self.memory_format).train()  # type: ignore[call-overload]
 
     def loaders(self) -> tuple[DataLoader, DataLoader]:
         workers = self.args.workers

@@ -45,6 +45,10 @@ class OhemCrossEntropy(nn.Module):
     ``ignore_label`` never count.
     """
 
+    # buffers (with label_sets): id -> member classes as 0/1 rows, and id -> counts in the loss
+    _members: torch.Tensor
+    _valid: torch.Tensor
+
     def __init__(self, ignore_label: int = IGNORE_LABEL, threshold: float = 0.7, min_kept: int = 100_000,
                  label_sets: TrainingLabelSets | None = None) -> None:
         super().__init__()
@@ -58,9 +62,9 @@ class OhemCrossEntropy(nn.Module):
         self.label_sets = label_sets if label_sets is not None and label_sets.has_sets else None
         if self.label_sets is not None:
             # Ids that count nowhere get a full row: their (masked-out) loss is 0, never NaN.
-            table = torch.from_numpy(label_sets.table | ~label_sets.valid[:, None]).float()
+            table = torch.from_numpy(self.label_sets.table | ~self.label_sets.valid[:, None]).float()
             self.register_buffer("_members", table, persistent=False)
-            self.register_buffer("_valid", torch.from_numpy(label_sets.valid), persistent=False)
+            self.register_buffer("_valid", torch.from_numpy(self.label_sets.valid), persistent=False)
 
     def select(self, true_class_prob: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Boolean mask of the pixels the loss averages over, from the true-class probabilities."""

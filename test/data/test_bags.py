@@ -115,8 +115,8 @@ def test_labels_of_another_size_than_the_camera_are_rejected(tmp_path):
     with BagWriter(tmp_path / "bag") as writer:
         writer.write_image(CAMERA, np.zeros((H, W, 3), np.uint8), 7, "cam")
         writer.write_image(LABELS, np.zeros((H // 2, W // 2), np.uint8), 7, "cam", encoding="mono8")
-    with BagReader(tmp_path / "bag") as bag, pytest.raises(BagError, match=r"labels on /camera/labels are 16x12 "
-                                                                           r"but the images on /camera/image_raw are 32x24"):
+    mismatch = r"labels on /camera/labels are 16x12 but the images on /camera/image_raw are 32x24"
+    with BagReader(tmp_path / "bag") as bag, pytest.raises(BagError, match=mismatch):
         list(bag.labelled_images(CAMERA, LABELS))
 
 

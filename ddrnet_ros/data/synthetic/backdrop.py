@@ -31,7 +31,7 @@ def sky(canvas: Canvas, layout: Layout, cam: Camera, rng: np.random.Generator) -
 def _cloud_mask(h: int, w: int, rows: int, cloudiness: float, horizon: float, rng: np.random.Generator) -> np.ndarray:
     """Cloud cover in [0, 0.85] for the top ``rows`` rows, (rows, w, 1): blurred ellipses drawn at 1/8 size."""
     sh, sw = max(h // 8, 4), max(w // 8, 4)
-    mask = np.zeros((sh, sw), np.float32)
+    mask: np.ndarray = np.zeros((sh, sw), np.float32)
     for _ in range(int(6 + 30 * cloudiness)):
         cx, cy = rng.uniform(-0.1, 1.1) * sw, rng.uniform(-0.1, horizon) * sh
         ax = rng.uniform(0.03, 0.15) * sw

@@ -12,8 +12,28 @@ import cv2
 import numpy as np
 
 from .canvas import Canvas
-from .labels import (BICYCLE, BUILDING, BUS, CAR, FENCE, IGNORE_LABEL, LIGHT, MOTORCYCLE, PERSON, POLE, RIDER, ROAD,
-                     SIDEWALK, SIGN, SKY, TERRAIN, TRAIN, TRUCK, VEGETATION, WALL)
+from .labels import (
+    BICYCLE,
+    BUILDING,
+    BUS,
+    CAR,
+    FENCE,
+    IGNORE_LABEL,
+    LIGHT,
+    MOTORCYCLE,
+    PERSON,
+    POLE,
+    RIDER,
+    ROAD,
+    SIDEWALK,
+    SIGN,
+    SKY,
+    TERRAIN,
+    TRAIN,
+    TRUCK,
+    VEGETATION,
+    WALL,
+)
 from .layout import Lighting
 
 # Texture amplitudes per class, in grey levels: fine grain, mid-size blotches, coarse shading.
@@ -62,8 +82,10 @@ def _textured(canvas: Canvas, lighting: Lighting, rng: np.random.Generator) -> n
     labels = canvas.labels
     luts = _TEXTURE_LUT * np.float32(lighting.texture)
     fine = rng.standard_normal((h, w), dtype=np.float32)
-    mid = cv2.resize(rng.standard_normal((max(h // 4, 2), max(w // 4, 2)), dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    coarse = cv2.resize(rng.standard_normal((max(h // 24, 2), max(w // 24, 2)), dtype=np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    mid_noise = rng.standard_normal((max(h // 4, 2), max(w // 4, 2)), dtype=np.float32)
+    mid = cv2.resize(mid_noise, (w, h), interpolation=cv2.INTER_LINEAR)
+    coarse_noise = rng.standard_normal((max(h // 24, 2), max(w // 24, 2)), dtype=np.float32)
+    coarse = cv2.resize(coarse_noise, (w, h), interpolation=cv2.INTER_CUBIC)
     tex = cv2.LUT(labels, luts[0]) * fine
     tex += cv2.LUT(labels, luts[1]) * mid
     tex += cv2.LUT(labels, luts[2]) * coarse

@@ -48,13 +48,15 @@ class Building:
             return
         if s0 > cam.s + NEAR_M:  # end wall facing the camera
             far = x + self.outward * _BUILDING_DEPTH_M
-            canvas.fill(quad_s_plane(cam, s0, min(x, far), max(x, far), 0.0, self.height), shade(self.color, 0.8), BUILDING)
+            canvas.fill(quad_s_plane(cam, s0, min(x, far), max(x, far), 0.0, self.height),
+                        shade(self.color, 0.8), BUILDING)
         canvas.fill(quad_x_plane(cam, x, a, s1, 0.0, self.height), self.color, BUILDING)
         canvas.fill(quad_x_plane(cam, x, a, s1, self.height - 0.5, self.height), self.frame_dark, None)
         if self.n_floors and cam.pixels_per_metre(s1) * self.win_w > 0.8:
             self._windows(canvas, cam)
         if self.shop:
-            canvas.fill(quad_x_plane(cam, x, max(s0 + 0.5, a), s1 - 0.5, 0.3, self.ground - 0.8), shade(self.glass[0], 0.8), None)
+            canvas.fill(quad_x_plane(cam, x, max(s0 + 0.5, a), s1 - 0.5, 0.3, self.ground - 0.8),
+                        shade(self.glass[0], 0.8), None)
 
     def _windows(self, canvas: Canvas, cam: Camera) -> None:
         """The window grid, vectorised: (floors x columns) quads in the facade plane, three glass tints."""
@@ -183,7 +185,8 @@ class Fence:
         picks = np.arange(self.s0, self.s1, self.picket_gap)
         picks = picks[picks > a]
         if len(picks):
-            pts = cam.project(np.full((len(picks), 4), self.x), np.tile([0.05, 0.05, self.height, self.height], (len(picks), 1)),
+            pts = cam.project(np.full((len(picks), 4), self.x),
+                              np.tile([0.05, 0.05, self.height, self.height], (len(picks), 1)),
                               np.stack([picks, picks + 0.05, picks + 0.05, picks], 1)).reshape(-1, 4, 2)
             canvas.fill_many(pts, self.color, FENCE)
 

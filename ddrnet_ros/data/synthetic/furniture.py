@@ -6,8 +6,8 @@ what is fixed to its top) and :data:`SIGNS` one per sign shape (outline, colour 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -43,13 +43,16 @@ class SignSpec:
 
 # The dict order is the order of the random choice of a shape.
 SIGNS: dict[str, SignSpec] = {
-    "circle": SignSpec(lambda r: regular(20, r), (((240, 240, 240), (200, 20, 25)), ((30, 80, 170), _WHITE)), bar=True),
+    "circle": SignSpec(lambda r: regular(20, r),
+                       (((240, 240, 240), (200, 20, 25)), ((30, 80, 170), _WHITE)), bar=True),
     "triangle": SignSpec(lambda r: regular(3, r * 1.15, np.pi / 2) * np.array([1, -1]) + np.array([0, -0.1 * r]),
                          (((240, 240, 235), _RED),)),
-    "rect": SignSpec(_rect_outline, (((30, 80, 170), _WHITE), ((30, 120, 60), _WHITE), (_WHITE, (30, 30, 30))), bar=True),
+    "rect": SignSpec(_rect_outline,
+                     (((30, 80, 170), _WHITE), ((30, 120, 60), _WHITE), (_WHITE, (30, 30, 30))), bar=True),
     "diamond": SignSpec(lambda r: regular(4, r * 1.1), (((245, 200, 30), _WHITE),)),
     "octagon": SignSpec(lambda r: regular(8, r, np.pi / 8), (((200, 20, 25), _WHITE),), bar=True),
-    "inv_triangle": SignSpec(lambda r: regular(3, r * 1.15, np.pi / 2) + np.array([0, 0.1 * r]), (((240, 240, 235), _RED),)),
+    "inv_triangle": SignSpec(lambda r: regular(3, r * 1.15, np.pi / 2) + np.array([0, 0.1 * r]),
+                             (((240, 240, 235), _RED),)),
 }
 
 
@@ -100,7 +103,8 @@ class Pole:
     def draw(self, canvas: Canvas, cam: Camera, s_now: float) -> None:
         if self.s < cam.s + NEAR_M:
             return
-        canvas.fill(quad_s_plane(cam, self.s, self.x - self.width / 2, self.x + self.width / 2, 0.0, self.height), self.color, POLE)
+        canvas.fill(quad_s_plane(cam, self.s, self.x - self.width / 2, self.x + self.width / 2, 0.0, self.height),
+                    self.color, POLE)
         self.spec.fixture(self, canvas, cam)
         for sign in self.signs:
             sign.draw(canvas, cam, self.x, self.s)
@@ -108,7 +112,8 @@ class Pole:
     def traffic_light(self, canvas: Canvas, cam: Camera, lx: float, ly: float) -> None:
         """A housing with a back plate and three lamps, one of them lit, centred at (lx, ly)."""
         s, w, h = self.s, 0.32, 0.95
-        canvas.fill(quad_s_plane(cam, s, lx - w * 0.85, lx + w * 0.85, ly - h * 0.55, ly + h * 0.55), shade(self.housing, 0.8), LIGHT)
+        canvas.fill(quad_s_plane(cam, s, lx - w * 0.85, lx + w * 0.85, ly - h * 0.55, ly + h * 0.55),
+                    shade(self.housing, 0.8), LIGHT)
         canvas.fill(quad_s_plane(cam, s, lx - w / 2, lx + w / 2, ly - h / 2, ly + h / 2), self.housing, LIGHT)
         ppm = cam.pixels_per_metre(s)
         for k, col in enumerate(_LAMP_COLORS):
@@ -218,7 +223,8 @@ class Tree:
         if s < cam.s + NEAR_M:
             return
         trunk_top = self.trunk_h + self.crown_r * 0.5
-        canvas.fill(quad_s_plane(cam, s, x - self.trunk_w / 2, x + self.trunk_w / 2, 0.0, trunk_top), self.trunk, VEGETATION)
+        canvas.fill(quad_s_plane(cam, s, x - self.trunk_w / 2, x + self.trunk_w / 2, 0.0, trunk_top),
+                    self.trunk, VEGETATION)
         ppm = cam.pixels_per_metre(s)
         squash = cam.height_px * NOMINAL_ASPECT / cam.width
         for bx, by, br, col in self.blobs:
@@ -233,5 +239,6 @@ def tree(rng: np.random.Generator, x: float, s: float, base_color: RGB, layer: i
     n = int(rng.integers(5, 10))
     blobs = tuple((float(rng.normal(0, crown_r * 0.45)), float(trunk_h + crown_r * 0.8 + rng.normal(0, crown_r * 0.4)),
                    float(crown_r * rng.uniform(0.45, 0.8)), jitter(rng, base_color, 22)) for _ in range(n))
-    t = Tree(x=x, s=s, trunk_h=trunk_h, trunk_w=trunk_w, crown_r=crown_r, blobs=blobs, trunk=jitter(rng, (80, 65, 50), 15))
+    t = Tree(x=x, s=s, trunk_h=trunk_h, trunk_w=trunk_w, crown_r=crown_r, blobs=blobs,
+             trunk=jitter(rng, (80, 65, 50), 15))
     return WorldObject(layer=layer, x=float(x), s=float(s), speed=0.0, draw=t.draw, length=0.5)

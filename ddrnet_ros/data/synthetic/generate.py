@@ -7,7 +7,7 @@ sequences use different stream keys, so no sequence frame repeats a training fra
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -80,7 +80,8 @@ def _paving_joints(canvas: Canvas, layout: Layout, cam: Camera, side: Side) -> N
     d0, d1 = side.curb + side.grass, side.curb + side.grass + side.sidewalk
     js = np.arange(math.ceil((cam.s + 2.0) / side.paving) * side.paving, cam.s + 40.0, side.paving)
     if len(js):
-        lines = cam.project(np.tile([layout.side_x(side, d0), layout.side_x(side, d1)], (len(js), 1)), 0.0, np.stack([js, js], 1))
+        lines = cam.project(np.tile([layout.side_x(side, d0), layout.side_x(side, d1)], (len(js), 1)), 0.0,
+                            np.stack([js, js], 1))
         canvas.lines(lines.reshape(-1, 2, 2), shade(side.sidewalk_color, 0.72))
 
 
@@ -133,7 +134,8 @@ def _zebra_crossing(canvas: Canvas, layout: Layout, cam: Camera) -> None:
     first_lane = layout.first_lane_x
     xs = np.arange(first_lane + 0.3, first_lane + layout.lanes * layout.lane_width - 0.5, 1.0)
     c0, c1 = layout.crossing_s, layout.crossing_s + 3.5
-    pts = cam.project(np.stack([xs, xs + 0.5, xs + 0.5, xs], 1), 0.0, np.tile([c0, c0, c1, c1], (len(xs), 1))).reshape(-1, 4, 2)
+    pts = cam.project(np.stack([xs, xs + 0.5, xs + 0.5, xs], 1), 0.0,
+                      np.tile([c0, c0, c1, c1], (len(xs), 1))).reshape(-1, 4, 2)
     canvas.fill_many(pts, layout.marking_color, None)
 
 

@@ -8,8 +8,8 @@ identity (a seed must keep its bytes), so helpers below are called in the origin
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -44,7 +44,8 @@ class Frontage:
 FRONTAGES: dict[str, Frontage] = {
     "buildings": Frontage(0.62, True, (FrontagePiece(0.82, "building"), FrontagePiece(0.94, "tall_hedge", 2.0))),
     "vegetation": Frontage(0.26, False, (FrontagePiece(0.85, "tall_hedge"), FrontagePiece(1.0, "building", 6.0))),
-    "open": Frontage(0.12, False, (FrontagePiece(0.3, "tall_hedge", (10, 40)), FrontagePiece(0.45, "building", (10, 30)))),
+    "open": Frontage(0.12, False, (FrontagePiece(0.3, "tall_hedge", (10, 40)),
+                                   FrontagePiece(0.45, "building", (10, 30)))),
 }
 
 _PAVING_COLORS = ((150, 150, 148), (175, 170, 160), (140, 120, 115), (120, 120, 125), (190, 185, 175))
@@ -244,7 +245,8 @@ def make_layout(rng: np.random.Generator) -> Layout:
     lane_width = float(rng.uniform(2.9, 3.7))
     oncoming = 0 if lanes == 1 or rng.random() < 0.3 else lanes // 2
     left, right = make_side(rng, -1), make_side(rng, +1)
-    road_width = lanes * lane_width + (PARKING_STRIP_M if left.parking else 0.0) + (PARKING_STRIP_M if right.parking else 0.0)
+    road_width = (lanes * lane_width + (PARKING_STRIP_M if left.parking else 0.0)
+                  + (PARKING_STRIP_M if right.parking else 0.0))
     first_lane = PARKING_STRIP_M if left.parking else 0.0
     ego_lane = int(rng.choice(list(range(oncoming, lanes))))
     ego_x = first_lane + (ego_lane + 0.5) * lane_width + float(rng.uniform(-0.4, 0.4))

@@ -6,8 +6,8 @@ person's random proportions and clothes are drawn by :func:`person`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

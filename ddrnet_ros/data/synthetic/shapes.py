@@ -7,8 +7,8 @@ and orders objects by these alone, whatever they are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -6,8 +6,8 @@ frame are drawn, where the rider sits).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -6,8 +6,8 @@ draws a vehicle's random parameters from it and returns the world object that dr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

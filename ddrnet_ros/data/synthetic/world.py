@@ -10,7 +10,7 @@ then moving traffic and a tram), which is part of every scene's identity.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -37,7 +37,8 @@ _BUILDERS: dict[str, _Builder] = {
 _BARRIERS: tuple[tuple[float, str], ...] = ((0.22, "wall"), (0.5, "fence"), (0.6, "low_hedge"))
 
 
-def _build(kind: str, rng: np.random.Generator, layout: Layout, x: float, s0: float, s1: float, out: int) -> WorldObject:
+def _build(kind: str, rng: np.random.Generator, layout: Layout, x: float, s0: float, s1: float,
+           out: int) -> WorldObject:
     return _BUILDERS[kind](rng, layout, x, s0, s1, out)
 
 
@@ -77,7 +78,8 @@ def _frontage(rng: np.random.Generator, layout: Layout, side: Side, s_start: flo
     return objects
 
 
-def _street_trees(rng: np.random.Generator, layout: Layout, side: Side, s_start: float, s_end: float) -> list[WorldObject]:
+def _street_trees(rng: np.random.Generator, layout: Layout, side: Side, s_start: float,
+                  s_end: float) -> list[WorldObject]:
     """Trees in the grass strip, or at the sidewalk's outer edge, at a roughly regular spacing."""
     if not side.trees:
         return []
@@ -102,7 +104,8 @@ def _poles(rng: np.random.Generator, layout: Layout, side: Side, s_start: float,
     return objects
 
 
-def _pedestrians(rng: np.random.Generator, layout: Layout, side: Side, s_start: float, s_end: float) -> list[WorldObject]:
+def _pedestrians(rng: np.random.Generator, layout: Layout, side: Side, s_start: float,
+                 s_end: float) -> list[WorldObject]:
     """People on the sidewalk, standing or walking either way, alone or in small groups."""
     objects = []
     for _ in range(rng.poisson(2.5 * layout.person_density)):
@@ -111,25 +114,30 @@ def _pedestrians(rng: np.random.Generator, layout: Layout, side: Side, s_start: 
         ps = float(rng.uniform(s_start, s_end))
         if rng.random() < 0.3:  # a small group
             for k in range(int(rng.integers(2, 4))):
-                objects.append(person(rng, layout.side_x(side, d + rng.uniform(-0.4, 0.4)), ps + k * rng.uniform(0.5, 1.2), speed))
+                objects.append(person(rng, layout.side_x(side, d + rng.uniform(-0.4, 0.4)),
+                                      ps + k * rng.uniform(0.5, 1.2), speed))
         else:
             objects.append(person(rng, layout.side_x(side, d), ps, speed))
     return objects
 
 
-def _parked_two_wheelers(rng: np.random.Generator, layout: Layout, side: Side, s_start: float, s_end: float) -> list[WorldObject]:
+def _parked_two_wheelers(rng: np.random.Generator, layout: Layout, side: Side, s_start: float,
+                         s_end: float) -> list[WorldObject]:
     """Bicycles at the sidewalk's outer edge, sometimes a motorcycle at the curb."""
     objects = []
     for _ in range(rng.binomial(2, 0.3)):
         d = side.curb + side.grass + side.sidewalk - 0.4
-        objects.append(two_wheeler(rng, "bicycle", layout.side_x(side, d), float(rng.uniform(s_start, s_end)), 0.0, ridden=False))
+        objects.append(two_wheeler(rng, "bicycle", layout.side_x(side, d), float(rng.uniform(s_start, s_end)),
+                                   0.0, ridden=False))
     if rng.random() < 0.3:
         d = side.curb + side.grass + 0.5
-        objects.append(two_wheeler(rng, "motorcycle", layout.side_x(side, d), float(rng.uniform(s_start, s_end)), 0.0, ridden=False))
+        objects.append(two_wheeler(rng, "motorcycle", layout.side_x(side, d), float(rng.uniform(s_start, s_end)),
+                                   0.0, ridden=False))
     return objects
 
 
-def _parked_cars(rng: np.random.Generator, layout: Layout, side: Side, s_start: float, s_end: float) -> list[WorldObject]:
+def _parked_cars(rng: np.random.Generator, layout: Layout, side: Side, s_start: float,
+                 s_end: float) -> list[WorldObject]:
     """Cars and vans along a parking strip, with gaps."""
     if not side.parking:
         return []
@@ -191,7 +199,8 @@ TRAFFIC: dict[str, tuple[float, Callable[..., WorldObject]]] = {
 }
 
 
-def _lane_traffic(rng: np.random.Generator, layout: Layout, lane: int, s_start: float, s_end: float) -> list[WorldObject]:
+def _lane_traffic(rng: np.random.Generator, layout: Layout, lane: int, s_start: float,
+                  s_end: float) -> list[WorldObject]:
     """Vehicles in one lane at its speed, spaced by the scene's traffic density; none on the ego car."""
     objects = []
     lane_x = layout.first_lane_x + (lane + 0.5) * layout.lane_width

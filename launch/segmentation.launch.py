@@ -1,9 +1,13 @@
-"""Start the ddrnet_ros segmentation node.
+"""Start the ddrnet_ros segmentation node (a lifecycle node).
 
     ros2 launch ddrnet_ros segmentation.launch.py camera_topic:=/front/image_raw device:=cuda
+    ros2 launch ddrnet_ros segmentation.launch.py autostart:=false   # then: ros2 lifecycle set ...
 
 Arguments left empty keep the params file's value; camera_topic remaps the default camera's
 ``camera/image_raw`` input (multi-camera setups name their topics in the params file).
+``autostart`` (default true) lets the node configure and activate itself; with false it waits
+in ``unconfigured`` for ``ros2 lifecycle set /segmentation_node configure`` (then ``activate``),
+as a lifecycle manager would drive it.
 """
 
 import os
@@ -11,27 +15,30 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
 
 from launch import LaunchDescription
+
+TRUE_WORDS = ("true", "1", "yes")
 
 
 def _node(context):
     def arg(name):
         return LaunchConfiguration(name).perform(context)
 
-    overrides = {"use_sim_time": arg("use_sim_time").lower() in ("true", "1")}
+    overrides = {"use_sim_time": arg("use_sim_time").lower() in TRUE_WORDS,
+                 "autostart": arg("autostart").lower() in TRUE_WORDS}
     for name in ("checkpoint", "device"):
         if arg(name):
             overrides[name] = arg(name)
-    return [Node(
+    return [LifecycleNode(
         package="ddrnet_ros",
         executable="segmentation_node",
         name="segmentation_node",
         namespace=arg("namespace"),
         parameters=[arg("params_file"), overrides],
         remappings=[("camera/image_raw", arg("camera_topic"))],
-        arguments=["--ros-args", "--log-level", arg("log_level")],
+        ros_arguments=["--log-level", arg("log_level")],
         output="screen",
         emulate_tty=True,
     )]
@@ -45,9 +52,11 @@ def generate_launch_description():
         DeclareLaunchArgument("camera_topic", default_value="camera/image_raw",
                               description="image topic of the default single camera"),
         DeclareLaunchArgument("checkpoint", default_value="",
-                              description="checkpoint file (empty: the params file's value)"),
+                              description="a checkpoint file, shipped or random (empty: the params file's value)"),
         DeclareLaunchArgument("device", default_value="",
                               description="auto, cpu, cuda or cuda:N (empty: the params file's value)"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="configure and activate at start (false: wait for lifecycle commands)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock (bag replay)"),
         DeclareLaunchArgument("log_level", default_value="info", description="debug, info, warn, error"),

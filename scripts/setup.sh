@@ -11,12 +11,16 @@
 #
 # Idempotent: steps 1 and 2 keep a stamp holding a hash of their inputs and are skipped while it
 # matches; a second run takes about a second. Knobs (env): PYTHON (a python3.11 to create the
-# venv with), DDRNET_ROS_JOBS (compile jobs, default nproc).
+# venv with), DDRNET_ROS_JOBS (compile jobs, default nproc), and for a second environment beside
+# the first (`make test-compat`): DDRNET_ROS_VENV (default .venv), DDRNET_ROS_BUILD (default
+# build/ros) and DDRNET_ROS_CONSTRAINTS (the pip constraints file, default scripts/constraints.txt).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VENV=$ROOT/.venv
-BUILD=$ROOT/build/ros
+VENV=$ROOT/${DDRNET_ROS_VENV:-.venv}
+BUILD=$ROOT/${DDRNET_ROS_BUILD:-build/ros}
+# The pins of every package (scripts/lock.sh, `make lock`, writes them from a working venv).
+CONSTRAINTS=$ROOT/${DDRNET_ROS_CONSTRAINTS:-scripts/constraints.txt}
 PREFIX=$BUILD/install
 REQUIREMENTS=$ROOT/scripts/requirements.txt
 
@@ -50,7 +54,7 @@ find_base_python() {
     return 1
 }
 
-deps_key=$(hash_files "$REQUIREMENTS" "$ROOT/setup.py" "$ROOT/pyproject.toml")
+deps_key=$(hash_files "$REQUIREMENTS" "$ROOT/setup.py" "$ROOT/pyproject.toml" "$CONSTRAINTS")
 deps_stamp=$VENV/.ddrnet_ros-deps.stamp
 if [ ! -x "$VENV/bin/python" ]; then
     base=$(find_base_python) || die "no Python 3.11 found (the ROS 2 Kilted wheels are cp311); set PYTHON=/path/to/python3.11"
@@ -61,7 +65,7 @@ if [ "$(cat "$deps_stamp" 2>/dev/null)" != "$deps_key" ]; then
     log "installing Python dependencies (scripts/requirements.txt)"
     PIP=(vpy -m pip --disable-pip-version-check)
     quiet_pip "${PIP[@]}" install -q --upgrade pip || log "warning: could not upgrade pip; going on with $(vpy -m pip --version)"
-    quiet_pip "${PIP[@]}" install -q -r "$REQUIREMENTS"
+    quiet_pip "${PIP[@]}" install -q -r "$REQUIREMENTS" -c "$CONSTRAINTS"
     # rosidl_parser's lark-parser 0.12 and lark>=1 share the `lark` directory: if lark>=1 ever
     # got in (by hand or as someone's dependency), remove it and restore lark-parser's files.
     if vpy -m pip show -q lark >/dev/null 2>&1; then
@@ -107,7 +111,7 @@ if [ "$(cat "$msg_stamp" 2>/dev/null)" != "$msg_key" ] || [ ! -d "$PREFIX" ] || 
     # headers do (.venv/ is in the repo): configure from a tree of links to the real sources.
     mkdir -p "$BUILD/src"
     for item in CMakeLists.txt package.xml msg launch config scripts; do
-        ln -sfn "../../../$item" "$BUILD/src/$item"
+        ln -sfn "$(realpath --relative-to="$BUILD/src" "$ROOT/$item")" "$BUILD/src/$item"
     done
     rm -f "$msg_stamp"
     "$ROOT/scripts/cmake_build.sh" "$BUILD/src" "$BUILD/build" "$PREFIX" \

@@ -124,12 +124,21 @@ class SegmenterConfig:
         if not _CUDA_DEVICE.match(device):
             raise EngineConfigError("device", self.device, DEVICE_CHOICES)
         if not torch.cuda.is_available():
-            raise EngineConfigError("device", self.device, "cpu or auto", "CUDA is not available on this machine")
+            raise EngineConfigError("device", self.device, "cpu or auto", cuda_unavailable_reason())
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
             raise EngineConfigError("device", self.device, f"cuda:0..cuda:{torch.cuda.device_count() - 1}",
                                     "no such CUDA device")
         return f"cuda:{index}"
+
+
+def cuda_unavailable_reason() -> str:
+    """Why torch sees no GPU, in the words a ROS user needs: a CPU-only build (what rosdep's
+    python3-torch installs) is a different fix from a machine without a working driver."""
+    if torch.version.cuda is None:
+        return (f"this torch ({torch.__version__}) is a CPU-only build, as rosdep's python3-torch installs; "
+                "install a CUDA build of torch next to ROS (README: GPU torch next to ROS)")
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU: check the driver (nvidia-smi)"
 
 
 def _is_int(value: Any) -> bool:

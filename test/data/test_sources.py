@@ -12,8 +12,7 @@ import torch
 from ddrnet_ros.classes import CAMVID, ClassMap, TrainingLabelSets
 from ddrnet_ros.data.camvid import CamVidDataset
 from ddrnet_ros.data.datasets import AugmentedPairs
-from ddrnet_ros.data.sources import (SOURCES, EncodedLabels, MixedSources, SourceError, data_argument,
-                                     flatten_data)
+from ddrnet_ros.data.sources import SOURCES, EncodedLabels, MixedSources, SourceError, data_argument, flatten_data
 from ddrnet_ros.data.transforms import CameraAugmentation, TrainAugmentation
 
 

@@ -77,3 +77,50 @@ def test_launch_file_starts_a_node_that_labels_a_published_image_and_shuts_down_
         rclpy.shutdown(context=context)
     yield
     assert exit_codes == [0], f"node exit codes after launch shutdown: {exit_codes}"
+
+
+@launch_pytest.fixture
+def waiting_launch():
+    """autostart:=false: the node waits unconfigured for lifecycle commands."""
+    exit_codes.clear()
+    return LaunchDescription([
+        IncludeLaunchDescription(PythonLaunchDescriptionSource(str(LAUNCH_FILE)),
+                                 launch_arguments={"checkpoint": "random", "device": "cpu", "autostart": "false",
+                                                   "namespace": "waiting"}.items()),
+        RegisterEventHandler(OnProcessExit(on_exit=lambda event, context: exit_codes.append(event.returncode))),
+        launch_pytest.actions.ReadyToTest(),
+    ])
+
+
+@pytest.mark.launch(fixture=waiting_launch)
+def test_without_autostart_the_launched_lifecycle_node_waits_unconfigured_until_told():
+    import rclpy
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+    node = rclpy.create_node("lifecycle_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    get_state = node.create_client(GetState, "/waiting/segmentation_node/get_state")
+    change_state = node.create_client(ChangeState, "/waiting/segmentation_node/change_state")
+    try:
+        assert get_state.wait_for_service(timeout_sec=60), "no lifecycle services within 60 s"
+
+        def call(client, request):
+            future = client.call_async(request)
+            executor.spin_until_future_complete(future, timeout_sec=120)
+            return future.result()
+
+        assert call(get_state, GetState.Request()).current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            assert call(change_state, ChangeState.Request(transition=Transition(id=transition))).success
+        assert call(get_state, GetState.Request()).current_state.id == State.PRIMARY_STATE_ACTIVE
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    yield
+    assert exit_codes == [0], f"node exit codes after launch shutdown: {exit_codes}"

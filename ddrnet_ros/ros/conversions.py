@@ -7,7 +7,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from ddrnet_ros.classes import ClassMap
-from ddrnet_ros.encodings import DecodedImage, decode_compressed, decode_image, encode_image
+from ddrnet_ros.encodings import DecodedImage, decode_compressed, decode_image, encode_compressed, encode_image
 from ddrnet_ros.engine import Segmenter
 from ddrnet_ros.msg import ClassInfo, SegmentationInfo
 
@@ -27,6 +27,16 @@ def image_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
     data, step = encode_image(pixels, encoding)
     return Image(header=header, height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
                  is_bigendian=0, step=step, data=data)
+
+
+#: ``<output>/compressed`` formats: lossless png for the class ids, jpeg for the pictures.
+COMPRESSED_FORMATS = {"labels": "png", "color": "jpeg", "overlay": "jpeg", "confidence": "png"}
+
+
+def compressed_image_msg(pixels: np.ndarray, output: str, header: Header) -> CompressedImage:
+    """A CompressedImage of one output in its format (image_transport's compressed convention)."""
+    fmt = COMPRESSED_FORMATS[output]
+    return CompressedImage(header=header, format=fmt, data=encode_compressed(pixels, fmt, quality=90))
 
 
 def segmentation_info_msg(header: Header, segmenter: Segmenter) -> SegmentationInfo:

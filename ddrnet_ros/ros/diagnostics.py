@@ -21,6 +21,7 @@ class _Window:
     published: int = 0
     dropped: int = 0
     bad_input: int = 0
+    failed: int = 0
     inference_ms: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
 
@@ -35,12 +36,14 @@ class CameraReport:
     published: int
     dropped: int
     bad_input: int
+    failed: int
     inference: LatencyStats
     latency: LatencyStats
     total_received: int
     total_published: int
     total_dropped: int
     total_bad_input: int
+    total_failed: int
 
     @property
     def input_rate_hz(self) -> float:
@@ -76,6 +79,10 @@ class CameraStats:
     def bad_input(self) -> None:
         self._count("bad_input")
 
+    def failed(self) -> None:
+        """A well-formed frame the engine could not segment (the node's fault, not the camera's)."""
+        self._count("failed")
+
     def published(self, inference_ms: float, latency_ms: float) -> None:
         with self._lock:
             self._window.published += 1
@@ -90,8 +97,8 @@ class CameraStats:
             w, t = self._window, self._totals
             seconds = now - self._window_start
             self._window, self._window_start = _Window(), now
-            totals = (t.received, t.published, t.dropped, t.bad_input)
-        return CameraReport(self.camera, seconds, w.received, w.published, w.dropped, w.bad_input,
+            totals = (t.received, t.published, t.dropped, t.bad_input, t.failed)
+        return CameraReport(self.camera, seconds, w.received, w.published, w.dropped, w.bad_input, w.failed,
                             LatencyStats.from_samples(w.inference_ms), LatencyStats.from_samples(w.latency_ms),
                             *totals)
 
@@ -101,11 +108,14 @@ def _ms(value: float) -> str:
 
 
 def camera_status(report: CameraReport, node_name: str, device: str) -> DiagnosticStatus:
-    """The DiagnosticStatus of one camera's window: WARN on bad input or when no image arrived."""
-    if report.bad_input:
+    """The DiagnosticStatus of one camera's window: ERROR when inference failed, WARN on bad input,
+    STALE when no image arrived (the camera stopped, or never started)."""
+    if report.failed:
+        level, message = DiagnosticStatus.ERROR, f"inference failed on {report.failed} frame(s)"
+    elif report.bad_input:
         level, message = DiagnosticStatus.WARN, f"{report.bad_input} bad input frame(s) skipped"
     elif report.received == 0:
-        level, message = DiagnosticStatus.WARN, "no images received"
+        level, message = DiagnosticStatus.STALE, "no images received"
     else:
         level, message = DiagnosticStatus.OK, (f"{report.input_rate_hz:.1f} Hz in, {report.output_rate_hz:.1f} Hz out, "
                                                f"{report.dropped} dropped")
@@ -116,6 +126,8 @@ def camera_status(report: CameraReport, node_name: str, device: str) -> Diagnost
         "dropped_total": str(report.total_dropped),
         "bad_input": str(report.bad_input),
         "bad_input_total": str(report.total_bad_input),
+        "failed": str(report.failed),
+        "failed_total": str(report.total_failed),
         "received_total": str(report.total_received),
         "published_total": str(report.total_published),
         "inference_p50_ms": _ms(report.inference.p50_ms),

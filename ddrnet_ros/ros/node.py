@@ -13,9 +13,12 @@ ddrnet_ros.encodings.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import os
+import re
+import signal
 import sys
 import threading
 import time
@@ -25,10 +28,13 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -38,6 +44,7 @@ from ddrnet_ros.engine import Segmenter
 from ddrnet_ros.msg import SegmentationInfo
 from ddrnet_ros.ros import qos
 from ddrnet_ros.ros.conversions import (
+    compressed_image_msg,
     decode_compressed_msg,
     decode_image_msg,
     image_msg,
@@ -46,7 +53,7 @@ from ddrnet_ros.ros.conversions import (
     vision_label_info_type,
 )
 from ddrnet_ros.ros.diagnostics import CameraStats, camera_status
-from ddrnet_ros.ros.params import CameraSettings, NodeSettings, declare_parameters, read_settings
+from ddrnet_ros.ros.params import CameraSettings, NodeSettings, check_live_change, declare_parameters, read_settings
 
 NODE_NAME = "segmentation_node"
 #: Seconds between two warnings about the same kind of bad input.
@@ -62,6 +69,8 @@ class Camera:
     settings: CameraSettings
     stats: CameraStats
     publishers: dict[str, Any]
+    #: <output>/compressed publishers (png labels/confidence, jpeg color/overlay), lazy like the raw ones
+    compressed: dict[str, Any] = field(default_factory=dict)
     subscription: Any = None
     reliability: ReliabilityPolicy | None = None
     #: newest unprocessed (message, monotonic receive time), guarded by the node's lock
@@ -92,6 +101,10 @@ def output_topic(camera: str, output: str, several: bool) -> str:
     return f"segmentation/{camera}/{output}" if several else f"segmentation/{output}"
 
 
+#: Encoding of each raw output.
+ENCODINGS = {"labels": "mono8", "color": "rgb8", "overlay": "rgb8", "confidence": "mono8"}
+
+
 class SegmentationNode(LifecycleNode):
     """Semantic segmentation of one or more cameras with one DDRNet model."""
 
@@ -110,11 +123,15 @@ class SegmentationNode(LifecycleNode):
         self._next_camera = 0
         self._worker: threading.Thread | None = None
         self._timers: list[Any] = []
-        self._label_info_pub = None
-        self._vision_label_info_pub = None
-        self._diagnostics_pub = None
+        self._label_info_pub: LifecyclePublisher[SegmentationInfo] | None = None
+        # vision_msgs' message type, when installed (see vision_label_info_type)
+        self._vision_label_info_pub: LifecyclePublisher[Any] | None = None
+        self._diagnostics_pub: LifecyclePublisher[DiagnosticArray] | None = None
         self._gc_frozen = False
         self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
+        #: (camera, kind of bad input) -> when it was last logged: each kind is named, none floods
+        self._bad_input_logged: dict[tuple[str, str], float] = {}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ------------------------------------------------------------------ lifecycle
     @logged_transition
@@ -140,7 +157,10 @@ class SegmentationNode(LifecycleNode):
         for cam in settings.cameras:
             publishers = {name: self.create_lifecycle_publisher(Image, output_topic(cam.name, name, several), out_qos)
                           for name in self.OUTPUTS}
-            self.cameras.append(Camera(cam, CameraStats(cam.name), publishers))
+            compressed = {name: self.create_lifecycle_publisher(
+                CompressedImage, output_topic(cam.name, name, several) + "/compressed", out_qos)
+                for name in self.OUTPUTS}
+            self.cameras.append(Camera(cam, CameraStats(cam.name), publishers, compressed))
         self._label_info_pub = self.create_lifecycle_publisher(SegmentationInfo, "segmentation/label_info",
                                                                qos.LABEL_INFO)
         vision_type = vision_label_info_type()
@@ -151,6 +171,28 @@ class SegmentationNode(LifecycleNode):
         if settings.freeze_gc:
             self._freeze_gc()
         return TransitionCallbackReturn.SUCCESS
+
+    def _configured(self) -> tuple[NodeSettings, Segmenter]:
+        """The settings and model of a configured node: set by configure, kept until cleanup."""
+        assert self.settings is not None and self.segmenter is not None, "the node is not configured"
+        return self.settings, self.segmenter
+
+    def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
+        """overlay_alpha and confidence_threshold apply to the next frame; while configured, every
+        other parameter is refused with the reason (it is read at configure), never silently kept."""
+        configured = self.settings is not None
+        for parameter in parameters:
+            reason = check_live_change(parameter.name, parameter.value, configured)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        if configured:
+            assert self.settings is not None
+            values = {p.name: float(p.value) for p in parameters}
+            alpha = values.get("overlay_alpha", self.settings.overlay_alpha)
+            threshold = values.get("confidence_threshold", self.settings.confidence_threshold)
+            self.settings = dataclasses.replace(self.settings, overlay_alpha=alpha, confidence_threshold=threshold)
+            self.get_logger().info(f"applied live: overlay_alpha = {alpha:g}, confidence_threshold = {threshold:g}")
+        return SetParametersResult(successful=True)
 
     def _freeze_gc(self) -> None:
         """Move everything alive now (~190k objects with the model loaded) out of the collector's reach.
@@ -170,20 +212,22 @@ class SegmentationNode(LifecycleNode):
     @logged_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # activates the lifecycle publishers
+        settings, segmenter = self._configured()
+        assert self._label_info_pub is not None  # created by configure
         header = self._header()
-        self._label_info_pub.publish(segmentation_info_msg(header, self.segmenter))
+        self._label_info_pub.publish(segmentation_info_msg(header, segmenter))
         if self._vision_label_info_pub is not None:
             self._vision_label_info_pub.publish(vision_label_info_msg(
-                header, self.segmenter.class_map, self.settings.confidence_threshold))
+                header, segmenter.class_map, settings.confidence_threshold))
         for camera in self.cameras:
             camera.stats = CameraStats(camera.name)
             self._subscribe(camera)
         self._running = True
         self._worker = threading.Thread(target=self._serve, name="segmentation-worker", daemon=True)
         self._worker.start()
-        self._timers = [self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics,
+        self._timers = [self.create_timer(settings.diagnostics_period, self._publish_diagnostics,
                                           clock=self._steady_clock)]
-        if self.settings.input_qos == "auto":
+        if settings.input_qos == "auto":
             self._timers.append(self.create_timer(QOS_CHECK_PERIOD_S, self._match_publishers,
                                                   clock=self._steady_clock))
         topics = ", ".join(f"{c.name}: {self.resolve_topic_name(c.settings.topic)}" for c in self.cameras)
@@ -227,7 +271,7 @@ class SegmentationNode(LifecycleNode):
     def _release(self) -> None:
         self._thaw_gc()
         for camera in self.cameras:
-            for publisher in camera.publishers.values():
+            for publisher in (*camera.publishers.values(), *camera.compressed.values()):
                 self.destroy_lifecycle_publisher(publisher)
         for publisher in (self._label_info_pub, self._vision_label_info_pub, self._diagnostics_pub):
             if publisher is not None:
@@ -244,14 +288,28 @@ class SegmentationNode(LifecycleNode):
 
     # ------------------------------------------------------------------ input
     def _subscribe(self, camera: Camera) -> None:
-        reliability = qos.resolve_input_reliability(self.settings.input_qos, self._publisher_reliabilities(camera))
+        settings, _ = self._configured()
+        reliability = qos.resolve_input_reliability(settings.input_qos, self._publisher_reliabilities(camera))
         if camera.subscription is not None:
             self.destroy_subscription(camera.subscription)
         msg_type = CompressedImage if camera.settings.compressed else Image
+        # Our own incompatible-QoS handler replaces rclpy's default warning: with input_qos auto the
+        # node re-subscribes to match within QOS_CHECK_PERIOD_S, so that warning was a false alarm.
+        events = SubscriptionEventCallbacks(incompatible_qos=functools.partial(self._on_incompatible_qos, camera))
         camera.subscription = self.create_subscription(
             msg_type, camera.settings.topic, lambda msg, c=camera: self._on_image(c, msg),
-            qos.input_profile(reliability))
+            qos.input_profile(reliability), event_callbacks=events)
         camera.reliability = reliability
+
+    def _on_incompatible_qos(self, camera: Camera, _event: Any = None) -> None:
+        settings, _ = self._configured()
+        if settings.input_qos == "auto":
+            self.get_logger().debug(f"camera {camera.name}: a publisher's QoS does not match yet; re-subscribing")
+        else:
+            self.get_logger().warning(
+                f"camera {camera.name}: a publisher of {camera.settings.topic} offers QoS incompatible with "
+                f"input_qos {settings.input_qos}; its images are not received (input_qos auto follows it)",
+                throttle_duration_sec=WARN_THROTTLE_S)
 
     def _publisher_reliabilities(self, camera: Camera) -> list[ReliabilityPolicy]:
         infos = self.get_publishers_info_by_topic(self.resolve_topic_name(camera.settings.topic))
@@ -296,40 +354,70 @@ class SegmentationNode(LifecycleNode):
             camera, msg, received = item
             try:
                 self._process(camera, msg, received)
-            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the worker
-                camera.stats.bad_input()
-                self.get_logger().error(f"camera {camera.name}: frame skipped: {type(exc).__name__}: {exc}",
+            except Exception as exc:  # noqa: BLE001 - one failed frame must not stop the worker
+                if not self._running or not self.context.ok():
+                    # shutting down: the context went away under the frame in flight; nothing is wrong
+                    self.get_logger().debug(f"camera {camera.name}: frame abandoned at shutdown")
+                    return
+                camera.stats.failed()
+                self.get_logger().error(f"camera {camera.name}: frame failed: {type(exc).__name__}: {exc}",
                                         throttle_duration_sec=WARN_THROTTLE_S)
 
+    def _refuse(self, camera: Camera, reason: str) -> None:
+        """Count a bad input frame and log it, at most once per WARN_THROTTLE_S for each kind of problem
+        (the reason with its numbers blanked): a storm of one kind never hides another kind."""
+        camera.stats.bad_input()
+        kind = (camera.name, re.sub(r"\d+", "#", reason))
+        now = time.monotonic()
+        if now - self._bad_input_logged.get(kind, -WARN_THROTTLE_S) >= WARN_THROTTLE_S:
+            self._bad_input_logged[kind] = now
+            self.get_logger().warning(f"camera {camera.name}: bad image skipped: {reason}")
+
+    def _too_large(self, camera: Camera, height: int, width: int) -> bool:
+        settings, _ = self._configured()
+        if height * width <= settings.max_input_pixels:
+            return False
+        self._refuse(camera, f"{width}x{height} = {height * width} pixels is over max_input_pixels "
+                             f"{settings.max_input_pixels}")
+        return True
+
     def _decode(self, camera: Camera, msg: Any) -> DecodedImage | None:
+        if not camera.settings.compressed and self._too_large(camera, int(msg.height), int(msg.width)):
+            return None  # refused from the header alone: no decode, no allocation
         try:
-            return decode_compressed_msg(msg) if camera.settings.compressed else decode_image_msg(msg)
+            image = decode_compressed_msg(msg) if camera.settings.compressed else decode_image_msg(msg)
         except ImageDecodeError as exc:
-            camera.stats.bad_input()
-            self.get_logger().warning(f"camera {camera.name}: bad image skipped: {exc}",
-                                      throttle_duration_sec=WARN_THROTTLE_S)
+            self._refuse(camera, str(exc))
             return None
+        height, width = image.pixels.shape[:2]
+        return None if camera.settings.compressed and self._too_large(camera, height, width) else image
 
     def _process(self, camera: Camera, msg: Any, received: float) -> None:
         started = time.monotonic()
         image = self._decode(camera, msg)
         if image is None:
             return
-        pubs = camera.publishers
-        wants = {name: pubs[name].get_subscription_count() > 0 for name in self.OUTPUTS}
-        result = self.segmenter.segment(
+        settings, segmenter = self._configured()
+        pubs, packed = camera.publishers, camera.compressed
+        raw = {name: pubs[name].get_subscription_count() > 0 for name in self.OUTPUTS}
+        small = {name: packed[name].get_subscription_count() > 0 for name in self.OUTPUTS}
+        wants = {name: raw[name] or small[name] for name in self.OUTPUTS}
+        result = segmenter.segment(
             image.pixels, channel_order=image.channel_order, want_color=wants["color"],
             want_overlay=wants["overlay"], want_confidence=wants["confidence"],
-            overlay_alpha=self.settings.overlay_alpha, confidence_threshold=self.settings.confidence_threshold,
+            overlay_alpha=settings.overlay_alpha, confidence_threshold=settings.confidence_threshold,
             stream_key=camera.name)
         header = msg.header
-        pubs["labels"].publish(image_msg(result.labels, "mono8", header))
-        if wants["color"]:
-            pubs["color"].publish(image_msg(result.color, "rgb8", header))
-        if wants["overlay"]:
-            pubs["overlay"].publish(image_msg(result.overlay, "rgb8", header))
-        if wants["confidence"]:
-            pubs["confidence"].publish(image_msg(result.confidence, "mono8", header))
+        outputs = {"labels": result.labels, "color": result.color, "overlay": result.overlay,
+                   "confidence": result.confidence}
+        for name in self.OUTPUTS:
+            pixels = outputs[name]
+            if pixels is None:  # segment() returns each output it was asked for
+                continue
+            if raw[name] or name == "labels":  # labels always: planners' latched expectation of the topic
+                pubs[name].publish(image_msg(pixels, ENCODINGS[name], header))
+            if small[name]:
+                packed[name].publish(compressed_image_msg(pixels, name, header))
         latency_ms = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
         camera.stats.published(result.inference_ms, latency_ms)
         done = time.monotonic()
@@ -343,7 +431,9 @@ class SegmentationNode(LifecycleNode):
         return Header(stamp=self.get_clock().now().to_msg(), frame_id="")
 
     def _publish_diagnostics(self) -> None:
-        device = str(self.segmenter.device)
+        _, segmenter = self._configured()
+        assert self._diagnostics_pub is not None  # created by configure
+        device = str(segmenter.device)
         statuses = [camera_status(c.stats.take_report(), self.get_name(), device) for c in self.cameras]
         self._diagnostics_pub.publish(DiagnosticArray(header=self._header(), status=statuses))
 
@@ -351,11 +441,17 @@ class SegmentationNode(LifecycleNode):
 # ---------------------------------------------------------------------- entry points
 def spin_node(args: list[str] | None = None) -> int:
     """Create the node from ROS arguments, bring it up when ``autostart`` says so, and spin until shutdown."""
-    large_transport = qos.use_large_image_transport(os.environ)
-    rclpy.init(args=args)
+    transport = qos.use_large_image_transport(os.environ)
+    # Our own SIGINT/SIGTERM handling: the worker finishes (or abandons) its frame while the context
+    # is still valid, then the node and the context go down; rclpy's handler shut the context first,
+    # and every shutdown under load logged a failed publish.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     node = SegmentationNode()
-    if large_transport:
-        node.get_logger().info(f"Fast DDS profile {qos.FASTDDS_PROFILE.name}: shared memory sized for large images")
+    (node.get_logger().info if transport.used or "defaults" not in transport.message
+     else node.get_logger().warning)(transport.message)
     try:
         if node.get_parameter("autostart").value:
             outcome = node.trigger_configure()
@@ -368,11 +464,12 @@ def spin_node(args: list[str] | None = None) -> int:
                 return 1
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
+        node.destroy_node()  # stops the worker before the context goes
         rclpy.try_shutdown()
     return 0
 

@@ -116,6 +116,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "checkpoint's sidecar, else the built-in Cityscapes 19 classes. Must list exactly as many classes "
               f"as the model predicts; with checkpoint '{RANDOM}' it sets the class count.",
               "a path or ''", _is_str),
+    ParamSpec("max_input_pixels", 4096 * 4096, "Frames with more pixels than this are refused before any "
+              "work and counted as bad input: the memory a frame costs grows with its pixels (about 90 bytes "
+              "per pixel in the exact label path), so a stray huge frame must not take the machine.",
+              "an integer >= 1", lambda v: _is_int(v) and v >= 1),
     ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in the overlay image (0: the image, 1: the "
               "colours); ignored pixels keep the image.",
               "a number in [0, 1]", lambda v: _is_number(v) and 0.0 <= v <= 1.0),
@@ -180,6 +184,7 @@ class NodeSettings:
     output_depth: int
     diagnostics_period: float
     freeze_gc: bool
+    max_input_pixels: int
 
 
 def _declare(node: Node, spec: ParamSpec) -> None:
@@ -229,7 +234,26 @@ def read_settings(node: Node) -> NodeSettings:
     return NodeSettings(segmenter=segmenter, cameras=tuple(cameras), overlay_alpha=float(v["overlay_alpha"]),
                         confidence_threshold=float(v["confidence_threshold"]), input_qos=v["input_qos"],
                         output_qos=v["output_qos"], output_depth=v["output_depth"],
-                        diagnostics_period=float(v["diagnostics_period"]), freeze_gc=v["freeze_gc"])
+                        diagnostics_period=float(v["diagnostics_period"]), freeze_gc=v["freeze_gc"],
+                        max_input_pixels=int(v["max_input_pixels"]))
+
+
+#: Parameters applied while the node runs; every other one is read at configure.
+LIVE_PARAMETERS = ("overlay_alpha", "confidence_threshold")
+
+
+def check_live_change(name: str, value: Any, configured: bool) -> str | None:
+    """Why a parameter change is refused (None: accepted). Unconfigured, everything is accepted (read
+    at the next configure); configured, only :data:`LIVE_PARAMETERS` with a valid value."""
+    spec = _SPECS.get(name)
+    if not configured or spec is None:
+        return None
+    if name not in LIVE_PARAMETERS:
+        return (f"{name} is read at configure: deactivate, cleanup, set it, then configure and activate "
+                f"again (applied live: {', '.join(LIVE_PARAMETERS)})")
+    if not spec.check(value):
+        return f"parameter '{name}' = {value!r} is invalid: expected {spec.allowed}"
+    return None
 
 
 #: SegmenterConfig field -> parameter name, where they differ.

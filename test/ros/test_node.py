@@ -346,3 +346,101 @@ def test_freeze_gc_false_leaves_the_collector_alone(harness):
     node = harness.node(freeze_gc=False)
     assert gc.get_freeze_count() == 0
     assert _tracked_by_gc(next(node.segmenter.module.parameters()))
+
+
+# ---------------------------------------------------------------------- reliability and ROS conventions
+
+
+def test_a_frame_over_max_input_pixels_is_refused_from_its_header_and_counted(harness, make_image, make_image_msg):
+    harness.node(max_input_pixels=64 * 64, diagnostics_period=0.2)
+    labels = harness.collect(Image, "segmentation/labels")
+    diagnostics = harness.collect(DiagnosticArray, "/diagnostics")
+    camera = harness.publisher(Image, "camera/image_raw")
+    harness.wait_matched(camera)
+    # 8000x8000 announced with only 12 bytes of data: refused before any decode or allocation
+    camera.publish(Image(height=8000, width=8000, encoding="rgb8", step=24000, data=bytes(12)))
+    harness.wait_for(lambda: diagnostics_value(diagnostics, "camera", "bad_input_total") == "1", "refusal counted")
+    camera.publish(make_image_msg(make_image(64, 64), stamp=(5, 0)))  # exactly at the limit: served
+    harness.wait_for(lambda: labels, "labels of the frame at the limit")
+    assert labels[0].header.stamp.sec == 5
+
+
+def test_each_kind_of_bad_input_is_logged_once_per_throttle_window(harness, make_image_msg, make_image, capfd):
+    harness.node(diagnostics_period=0.1)
+    camera = harness.publisher(Image, "camera/image_raw")
+    labels = harness.collect(Image, "segmentation/labels")
+    diagnostics = harness.collect(DiagnosticArray, "/diagnostics")
+    harness.wait_matched(camera)
+    good = make_image_msg(make_image(24, 32))
+    storm = [Image(height=24, width=32, encoding="rgb8", step=96, data=good.data[:100]),     # truncated
+             Image(height=24, width=32, encoding="rgb8", step=96, data=good.data[:90]),      # truncated again
+             Image(height=24, width=32, encoding="32FC1", step=128, data=good.data),        # unsupported
+             Image(height=24, width=32, encoding="16UC1", step=64, data=good.data[:1536]),  # unsupported
+             Image(height=24, width=32, encoding="rgb8", step=40, data=good.data)]          # step too small
+    for i, msg in enumerate(storm * 3):  # one at a time: a newer frame would supersede an unread one
+        camera.publish(msg)
+        harness.wait_for(lambda: diagnostics_value(diagnostics, "camera", "bad_input_total") == str(i + 1),
+                         f"bad frame {i + 1} counted")
+    good.header.stamp.sec = 77
+    camera.publish(good)
+    harness.wait_for(lambda: any(m.header.stamp.sec == 77 for m in labels), "the good frame after the storm")
+    captured = capfd.readouterr()
+    err = captured.err + captured.out
+    logged = [line for line in err.splitlines() if "bad image skipped" in line]
+    assert any("32FC1" in line for line in logged) and any("16UC1" in line for line in logged)
+    assert any("step" in line for line in logged)
+    truncated = [line for line in logged if "bytes, expected" in line]
+    assert len(truncated) == 1, truncated  # the same kind (other numbers) is throttled
+    assert len(logged) <= 4
+
+
+def test_overlay_alpha_and_confidence_threshold_apply_live_and_other_parameters_are_refused_with_a_reason(
+        harness, make_image, make_image_msg):
+    from rclpy.parameter import Parameter
+
+    node = harness.node()
+    overlays = harness.collect(Image, "segmentation/overlay")
+    camera = harness.publisher(Image, "camera/image_raw")
+    harness.wait_matched(camera)
+    harness.wait_subscribed("segmentation/overlay")
+    image = make_image(24, 32)
+    camera.publish(make_image_msg(image, stamp=(1, 0)))
+    harness.wait_for(lambda: overlays, "first overlay")
+    result = node.set_parameters([Parameter("overlay_alpha", value=0.0)])[0]
+    assert result.successful
+    camera.publish(make_image_msg(image, stamp=(2, 0)))
+    harness.wait_for(lambda: len(overlays) == 2, "overlay after the change")
+    np.testing.assert_array_equal(rgb_of(overlays[1]), image)  # alpha 0: the image itself, at once
+    refused = node.set_parameters([Parameter("device", value="cuda")])[0]
+    assert not refused.successful and "read at configure" in refused.reason
+    assert node.get_parameter("device").value == "cpu"
+    invalid = node.set_parameters([Parameter("confidence_threshold", value=2.0)])[0]
+    assert not invalid.successful and "[0, 1]" in invalid.reason
+
+
+def test_compressed_outputs_carry_the_same_labels_and_are_made_only_when_subscribed(harness, make_image,
+                                                                                     make_image_msg):
+    harness.node()
+    raw = harness.collect(Image, "segmentation/labels")
+    packed = harness.collect(CompressedImage, "segmentation/labels/compressed")
+    overlay = harness.collect(CompressedImage, "segmentation/overlay/compressed")
+    camera = harness.publisher(Image, "camera/image_raw")
+    harness.wait_matched(camera)
+    harness.wait_subscribed("segmentation/labels/compressed")
+    harness.wait_subscribed("segmentation/overlay/compressed")
+    camera.publish(make_image_msg(make_image(40, 48), stamp=(3, 0)))
+    harness.wait_for(lambda: raw and packed and overlay, "raw and compressed outputs")
+    assert packed[0].format == "png" and overlay[0].format == "jpeg"
+    assert packed[0].header.stamp.sec == 3 == overlay[0].header.stamp.sec
+    decoded = decode_compressed(bytes(packed[0].data), packed[0].format).pixels  # grey comes back as 3 channels
+    np.testing.assert_array_equal(decoded[..., 0], labels_of(raw[0]))  # png: lossless class ids
+
+
+def test_a_camera_that_sends_nothing_is_reported_stale(harness):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    harness.node(diagnostics_period=0.2)
+    diagnostics = harness.collect(DiagnosticArray, "/diagnostics")
+    harness.wait_for(lambda: diagnostics, "diagnostics")
+    status = diagnostics[-1].status[0]
+    assert status.level == DiagnosticStatus.STALE and status.message == "no images received"

@@ -20,12 +20,14 @@ from ddrnet_ros.ros.qos import FASTDDS_PROFILE
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = ROOT / "config" / "segmentation.yaml"
 
-#: A camera driver in another process: 848x480 rgb8 at 5 Hz with the given reliability, until stopped.
+#: A camera driver in another process: 848x480 rgb8 at 5 Hz (or every argv[2] s) with the given
+#: reliability, until stopped.
 CAMERA = """
 import sys, time, array, rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 reliable = sys.argv[1] == "reliable"
+period = float(sys.argv[2]) if len(sys.argv) > 2 else 0.2
 rclpy.init()
 node = rclpy.create_node("camera_driver")
 qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
@@ -38,7 +40,7 @@ while rclpy.ok():
     msg.header.stamp.sec = i
     pub.publish(msg)
     i += 1
-    time.sleep(0.2)
+    time.sleep(period)
 """
 
 
@@ -117,3 +119,27 @@ def test_ddrnet_ros_run_reads_the_same_params_file(harness, ros_env, spawn_pytho
         if node.poll() is None:
             node.kill()
             node.communicate()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_under_load_stops_the_node_cleanly_within_two_seconds(harness, start_node, spawn_python, ros_env,
+                                                                       signum):
+    """The worker is busy with a frame when the signal comes: it finishes or abandons it before the
+    context goes; no ERROR line, no frame counted as bad, exit status 0, quickly."""
+    import time
+
+    node = start_node("--log-level", "debug")
+    camera = spawn_python(CAMERA, "reliable", "0.02",
+                          env={**ros_env, "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE)})
+    labels = harness.collect(Image, "segmentation/labels")
+    harness.wait_for(lambda: len(labels) >= 3 or node.poll() is not None or camera.poll() is not None,
+                     "the node busy with a fast camera", timeout=60)
+    assert node.poll() is None, node.communicate()[1]
+    sent = time.monotonic()
+    node.send_signal(signum)
+    _, stderr = node.communicate(timeout=20)
+    took = time.monotonic() - sent
+    assert node.returncode == 0, stderr[-3000:]
+    assert took < 2.0, f"exit took {took:.1f} s"
+    assert "[ERROR]" not in stderr and "Failed to publish" not in stderr, stderr[-3000:]
+    assert "Traceback" not in stderr

@@ -242,3 +242,33 @@ def test_dataset_evaluation_errors_are_one_line(camvid_root, tmp_path, capsys, a
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not (tmp_path / "out").exists()
+
+
+def test_perturbed_dataset_scores_say_what_was_done_and_noise_is_repeatable(camvid_root, checkpoint, tmp_path):
+    runs = []
+    for name in ("noise", "noise", "half-res"):
+        out = tmp_path / f"{name}{len(runs)}"
+        assert _evaluate("--dataset", "camvid", camvid_root, "--perturb", name, "--checkpoint", checkpoint,
+                         "--device", "cpu", "--output-dir", out) == 0
+        runs.append(json.loads((out / "report.json").read_text()))
+    assert runs[0]["dataset"]["perturbation"]["name"] == "noise"
+    assert runs[0]["metrics"]["confusion_matrix"] == runs[1]["metrics"]["confusion_matrix"]
+    # half resolution: the labels follow the image, a quarter of the pixels are scored
+    pixels = [sum(map(sum, r["metrics"]["confusion_matrix"]["counts"])) for r in (runs[0], runs[2])]
+    assert pixels[1] == pytest.approx(pixels[0] / 4, rel=0.1)
+
+
+def test_each_perturbation_keeps_images_and_labels_aligned_and_changes_the_image():
+    from ddrnet_ros.evaluation.perturb import PERTURBATIONS, perturb
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(30, 220, (48, 64, 3), dtype=np.uint8)
+    labels = rng.integers(0, 11, (48, 64), dtype=np.uint8)
+    for name in PERTURBATIONS:
+        out_image, out_labels = perturb(name, image, labels, 3)
+        assert out_image.dtype == np.uint8 and out_image.shape[:2] == out_labels.shape, name
+        if name.endswith("-res"):
+            assert out_image.shape != image.shape and set(np.unique(out_labels)) <= set(np.unique(labels)), name
+        else:
+            assert out_image.shape == image.shape and not np.array_equal(out_image, image), name
+            assert out_labels is labels, name

@@ -13,6 +13,7 @@ from ..data.bags import BagError, BagReader
 from ..data.datasets import DatasetLayoutError
 from ..engine import Segmenter, SegmenterConfig
 from ..evaluation.offline import DATASETS, evaluate_bag, evaluate_dataset, model_description, open_dataset
+from ..evaluation.perturb import PERTURBATIONS
 from ..evaluation.report import EvaluationReport, write_report
 from .common import add_label_space_argument, add_model_arguments, fail, size_argument
 
@@ -25,6 +26,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help=f"score a labelled dataset directory instead of a bag ({', '.join(DATASETS)}), "
                              "e.g. --dataset camvid ~/CamVid --split test")
     parser.add_argument("--split", default="test", help="dataset split (default test)")
+    parser.add_argument("--perturb", choices=sorted(PERTURBATIONS), default=None,
+                        help="with --dataset: make every frame harder the same way first (robustness): "
+                             + "; ".join(f"{name}: {what}" for name, (what, _) in PERTURBATIONS.items()))
     parser.add_argument("--image-topic", default="/camera/image_raw", help="camera topic (Image or CompressedImage)")
     parser.add_argument("--label-topic", default=None, help="ground-truth topic (mono8 train ids); omit: latency only")
     add_label_space_argument(parser)
@@ -56,7 +60,8 @@ def main_dataset(args: argparse.Namespace) -> int:
     except (OSError, ValueError, RuntimeError) as exc:
         return fail("evaluate", exc)
     try:
-        report = evaluate_dataset(dataset, segmenter, model, args.max_frames, progress=True)
+        report = evaluate_dataset(dataset, segmenter, model, args.max_frames, progress=True,
+                                  perturbation=args.perturb)
     except DatasetLayoutError as exc:
         return fail("evaluate", exc)
     return _finish(report, args)
@@ -76,6 +81,8 @@ def main(args: argparse.Namespace) -> int:
         return fail("evaluate", f"--max-frames must be at least 1, got {args.max_frames}")
     if (args.bag is None) == (args.dataset is None):
         return fail("evaluate", "give either a bag or --dataset NAME ROOT (not both)")
+    if args.perturb is not None and args.dataset is None:
+        return fail("evaluate", "--perturb is for --dataset (a bag is scored as recorded)")
     if args.dataset is not None:
         if args.output_bag is not None:
             return fail("evaluate", "--output-bag is for bags; with --dataset, write a bag first with make-bag")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..classes import CoarseLabelSpace
-from ..data.bags import BagReader, BagWriter, StampedImage
+from ..data.bags import BagReader, BagWriter, StampedImage, Storage
 from ..data.camvid import label_space_of
 from ..data.datasets import DatasetLayoutError
 from .metrics import ScoringSpace
+from .perturb import PERTURBATIONS, perturb
 from .report import EvaluationReport, Sample, sample_indices, shrink
 
 OUTPUT_TOPICS = {"labels": "/segmentation/labels", "color": "/segmentation/color",
@@ -40,10 +41,10 @@ class SampleKeeper:
         self.samples: list[Sample] = []
 
     def offer(self, index: int, stamp_ns: int, image: np.ndarray, prediction: np.ndarray,
-              ground_truth: np.ndarray | None) -> None:
+              ground_truth: np.ndarray | None, name: str | None = None) -> None:
         if index in self.wanted:
             self.samples.append(Sample(stamp_ns, shrink(image), shrink(prediction),
-                                       None if ground_truth is None else shrink(ground_truth)))
+                                       None if ground_truth is None else shrink(ground_truth), name))
 
 
 def bag_description(bag: BagReader, image_topic: str, label_topic: str | None) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def model_description(segmenter: Any, config: Any) -> dict[str, Any]:
 
 def evaluate_bag(bag_path: str | Path, image_topic: str, label_topic: str | None, segmenter: Any,
                  model: dict[str, Any], max_frames: int | None = None, output_bag: str | Path | None = None,
-                 storage: str = "sqlite3", progress: bool = False,
+                 storage: Storage = "sqlite3", progress: bool = False,
                  label_space: CoarseLabelSpace | None = None) -> EvaluationReport:
     """Segment every camera frame of the bag (up to ``max_frames``) and score against its labels."""
     with BagReader(bag_path) as bag:
@@ -91,20 +92,26 @@ def evaluate_bag(bag_path: str | Path, image_topic: str, label_topic: str | None
 
 
 def evaluate_dataset(dataset: Any, segmenter: Any, model: dict[str, Any], max_frames: int | None = None,
-                     progress: bool = False) -> EvaluationReport:
-    """Segment every frame of a labelled dataset (e.g. a CamVid split) and score it in its label space."""
+                     progress: bool = False, perturbation: str | None = None) -> EvaluationReport:
+    """Segment every frame of a labelled dataset (e.g. a CamVid split) and score it in its label space;
+    with ``perturbation`` (see :mod:`.perturb`) every frame is made harder the same way first."""
     total = len(dataset) if max_frames is None else min(len(dataset), max_frames)
     frames = getattr(dataset, "frames", None)
 
     def pairs() -> Iterator[tuple[StampedImage, np.ndarray]]:
         for index in range(total):
             image, labels = dataset[index]
+            if perturbation is not None:
+                image, labels = perturb(perturbation, image, labels, index)
             name = frames[index].name if frames else str(index)
             yield StampedImage(stamp_ns=index, frame_id=name, pixels=image, log_time_ns=index), labels
 
+    names = [frames[i].name for i in range(total)] if frames else None
     run = score_frames(pairs(), total, segmenter, ScoringSpace(segmenter.class_map, label_space_of(dataset)),
-                       progress=progress)
-    description = {"dataset": getattr(dataset, "describe", lambda: {"count": len(dataset)})()}
+                       progress=progress, sample_names=names)
+    description: dict[str, Any] = {"dataset": getattr(dataset, "describe", lambda: {"count": len(dataset)})()}
+    if perturbation is not None:
+        description["dataset"]["perturbation"] = {"name": perturbation, "what": PERTURBATIONS[perturbation][0]}
     return run.report(description, model, scored=True)
 
 
@@ -128,8 +135,10 @@ class ScoredRun:
 
 
 def score_frames(pairs: Iterable[tuple[StampedImage, np.ndarray | None]], total: int, segmenter: Any,
-                 space: ScoringSpace, writer: BagWriter | None = None, progress: bool = False) -> ScoredRun:
-    """Segment up to ``total`` frames, scoring those with ground truth in ``space``."""
+                 space: ScoringSpace, writer: BagWriter | None = None, progress: bool = False,
+                 sample_names: Sequence[str] | None = None) -> ScoredRun:
+    """Segment up to ``total`` frames, scoring those with ground truth in ``space``; ``sample_names``
+    label the sample pictures (a dataset's frame names; bags show times instead)."""
     run = ScoredRun(space, total)
     started = time.perf_counter()
     for index, (frame, gt) in enumerate(tqdm(pairs, total=total, desc="evaluate", unit="frame",
@@ -147,7 +156,8 @@ def score_frames(pairs: Iterable[tuple[StampedImage, np.ndarray | None]], total:
             run.frames["scored"] += 1
         else:
             run.frames["without_labels"] += 1
-        run.keeper.offer(index, frame.stamp_ns, frame.pixels, prediction, gt)
+        run.keeper.offer(index, frame.stamp_ns, frame.pixels, prediction, gt,
+                         name=sample_names[index] if sample_names else None)
         if writer is not None:
             _write_outputs(writer, frame, result)
     run.wall_s = time.perf_counter() - started

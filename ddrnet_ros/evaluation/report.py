@@ -55,6 +55,7 @@ class Sample:
     image: np.ndarray
     prediction: np.ndarray
     ground_truth: np.ndarray | None = None
+    name: str | None = None  # shown instead of the time offset (a dataset's frame name)
 
 
 @dataclass
@@ -283,7 +284,8 @@ def plot_samples(samples: Sequence[Sample], class_map: ClassMap, path: Path) -> 
             ax.set_xticks([])
             ax.set_yticks([])
             if col == 0:
-                ax.set_ylabel(f"t = {(sample.stamp_ns - samples[0].stamp_ns) / 1e9:+.2f} s", fontsize=8)
+                label = sample.name or f"t = {(sample.stamp_ns - samples[0].stamp_ns) / 1e9:+.2f} s"
+                ax.set_ylabel(label, fontsize=8)
             if with_gt and col == 3 and sample.ground_truth is not None:
                 ax.set_xlabel(f"pixel accuracy {accuracy:.3f}", fontsize=8)
     for ax, title in zip(axes[0], titles):

@@ -19,7 +19,7 @@ CAMVID ?= data/CamVid
 COMPAT_VENV := .venv-numpy1
 COMPAT_ENV := DDRNET_ROS_VENV=$(COMPAT_VENV) DDRNET_ROS_BUILD=build/ros-numpy1 DDRNET_ROS_CONSTRAINTS=scripts/constraints-numpy1.txt
 
-.PHONY: help setup lock test test-compat demo demo-camvid camvid bench launch-overlay test-launch vision-msgs test-full clean
+.PHONY: help setup lock test test-compat demo demo-camvid camvid bench gpu-check launch-overlay test-launch vision-msgs test-full clean
 
 help:
 	@echo "make demo           set up, then run the main job on the shipped checkpoint (ddrnet-ros demo)"
@@ -28,6 +28,7 @@ help:
 	@echo "make test           set up, then run the whole test suite (PYTEST_ARGS=... to narrow it)"
 	@echo "make test-compat    the suite again in $(COMPAT_VENV)/ with NumPy 1.26 (Ubuntu 24.04 / Jazzy)"
 	@echo "make bench          set up, then run the benchmarks in bench/"
+	@echo "make gpu-check      on a CUDA machine: versions, test/engine/test_cuda.py, latency per precision -> out/gpu_check/"
 	@echo "make lock           re-pin scripts/constraints*.txt from the two venvs (after changing requirements)"
 	@echo "make setup          only set up: .venv/ and the ROS 2 messages (build/ros/install)"
 	@echo "make launch-overlay build the ROS 2 launch stack into $(OVERLAY)/ (needs the git mirrors)"
@@ -64,6 +65,13 @@ bench: setup
 	@ran=0; for script in bench/bench_engine.py bench/bench_node.py bench/bench_gc.py; do \
 		if [ -f "$$script" ]; then echo "== $$script"; $(PY) "$$script"; ran=1; fi; \
 	done; [ $$ran = 1 ] || { echo "bench: no benchmarks in bench/ yet"; exit 1; }
+
+# On a machine with CUDA: the CUDA tests and fp32/fp16/bf16 latency at 1024x2048 (bench/gpu_check.py);
+# without CUDA it says so in one line and succeeds. GPU_CHECK_ARGS=... passes options (--help).
+GPU_CHECK_ARGS ?=
+
+gpu-check: setup
+	$(PY) bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 camvid:
 	scripts/camvid.sh $(CAMVID_MIRROR) $(CAMVID)

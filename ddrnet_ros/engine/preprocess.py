@@ -24,6 +24,9 @@ from ddrnet_ros.model import INPUT_MULTIPLE
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: RGB uint8 colour that normalises to (almost) zero: what padded image pixels are filled with
+#: wherever a frame is made of uint8 pixels (training crops, uint8 backends).
+PAD_COLOR = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)
 CHANNEL_ORDERS = ("rgb", "bgr")
 
 
@@ -92,21 +95,37 @@ def fill_network_input(frame: torch.Tensor, image: torch.Tensor, plan: FramePlan
     """Write the normalised, resized ``image`` (HxWx3 uint8 tensor) into ``frame`` (1x3xHnxWn).
 
     Only the image area is written: the padding of a reused ``frame`` must already be zero
-    (it is never touched, so zero-initialising the frame once is enough). Works on any device.
+    (it is never touched, so zero-initialising the frame once is enough). Works on any device
+    and never reads from host memory per frame: channels are picked with ``select`` (a view),
+    not with an index list (which torch copies from the host to the device each time).
+    The arithmetic is float32 whatever ``frame``'s dtype: an fp16/bf16 frame gets the float32
+    result rounded once, not the product of constants already rounded to 8 or 11 bits.
     """
-    scale, shift = normalisation_on(frame.device, frame.dtype)
-    order = rgb_channel_index(channel_order)
+    scale, shift = normalisation_on(frame.device, torch.float32)
+    planes = _image_planes(image, plan)
     rh, rw = plan.resized
+    target = frame[0, :, :rh, :rw]
+    for c, src in enumerate(rgb_channel_index(channel_order)):  # one channel at a time: no 3-channel temporary
+        _normalise_into(target[c], planes[src], scale[c], shift[c])
+
+
+def _image_planes(image: torch.Tensor, plan: FramePlan) -> torch.Tensor:
+    """(3, rh, rw) planes in the image's own channel order: a uint8 view, or float32 when resized."""
+    chw = image.permute(2, 0, 1)
     if not plan.needs_resize:
-        target = frame[0, :, :rh, :rw]
-        for c, src in enumerate(order):  # channel by channel: no full-size float temporary
-            torch.mul(image[:, :, src], scale[c], out=target[c])
-        target.sub_(shift.view(3, 1, 1))
-        return
-    chw = image.permute(2, 0, 1)[list(order)].to(torch.float32).unsqueeze(0)
-    resized = F.interpolate(chw, size=(rh, rw), mode="bilinear", align_corners=False)
-    resized = resized.mul_(scale.view(1, 3, 1, 1).float()).sub_(shift.view(1, 3, 1, 1).float())
-    frame[:, :, :rh, :rw].copy_(resized)
+        return chw
+    resized = F.interpolate(chw.unsqueeze(0).to(torch.float32), size=plan.resized, mode="bilinear",
+                            align_corners=False)
+    return resized[0]
+
+
+def _normalise_into(out: torch.Tensor, plane: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> None:
+    """``out = plane * scale - shift`` in float32 (0-dim float32 constants), rounded once into ``out``."""
+    if out.dtype == torch.float32:
+        torch.mul(plane, scale, out=out)  # straight into the frame: no temporary
+        out.sub_(shift)
+    else:
+        out.copy_(torch.mul(plane, scale).sub_(shift))
 
 
 class _NormCache:
@@ -126,8 +145,12 @@ class _NormCache:
 _NORM_CACHE = _NormCache()
 
 
-def normalisation_on(device: torch.device | str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`normalisation` as tensors on ``device``, made once and then shared (read-only)."""
+def normalisation_on(device: torch.device | str, dtype: torch.dtype = torch.float32,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`normalisation` as tensors on ``device``, made once and then shared (read-only).
+
+    :func:`fill_network_input` asks for float32 whatever the frame's dtype (see there).
+    """
     return _NORM_CACHE.get(torch.device(device), dtype)
 
 

@@ -61,8 +61,10 @@ GEOMETRIES = [((61, 203), None), ((120, 200), (64, 128))]
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("size, input_size", GEOMETRIES, ids=["61x203-native", "120x200-letterbox"])
 def test_backend_agrees_with_plain_eager(ddrnet, backend, size, input_size):
-    plain = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size), model=ddrnet, optimize=False)
-    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, backend=backend), model=ddrnet)
+    plain = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, device="cpu"), model=ddrnet,
+                      optimize=False)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, backend=backend, device="cpu"),
+                    model=ddrnet)
     assert seg.backend.name == backend
     image = scene(*size)
     expected = plain.logits(image)
@@ -78,20 +80,21 @@ def test_backend_agrees_with_plain_eager(ddrnet, backend, size, input_size):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_serves_several_frame_sizes(ddrnet, backend):
-    seg = Segmenter(SegmenterConfig(checkpoint="random", backend=backend), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", backend=backend, device="cpu"), model=ddrnet)
     for size in ((48, 64), (64, 96), (48, 64)):
         result = seg.segment(scene(*size), want_confidence=True)
         assert result.labels.shape == result.confidence.shape == size
 
 
 def test_onnxruntime_thread_count_is_configurable(ddrnet):
-    seg = Segmenter(SegmenterConfig(checkpoint="random", backend="onnxruntime", num_threads=1), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", backend="onnxruntime", num_threads=1, device="cpu"),
+                    model=ddrnet)
     assert seg.backend.session.get_session_options().intra_op_num_threads == 1
 
 
 @pytest.mark.skipif(not BACKEND_SPECS["openvino"].available(), reason="openvino is not installed")
 def test_openvino_thread_count_is_configurable(ddrnet):
-    seg = Segmenter(SegmenterConfig(checkpoint="random", backend="openvino", num_threads=1), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", backend="openvino", num_threads=1, device="cpu"), model=ddrnet)
     seg.segment(scene(32, 48))
     compiled = next(iter(seg.backend._compiled.values()))[0]
     assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 1
@@ -101,7 +104,7 @@ def test_openvino_thread_count_is_configurable(ddrnet):
 def test_missing_backend_package_is_a_clear_error(ddrnet, monkeypatch, package, backend):
     monkeypatch.setitem(sys.modules, package, None)  # what `import` sees when the package is absent
     with pytest.raises(RuntimeError, match=f"backend '{backend}' needs the {package} package: pip install {package}"):
-        Segmenter(SegmenterConfig(checkpoint="random", backend=backend), model=ddrnet)
+        Segmenter(SegmenterConfig(checkpoint="random", backend=backend, device="cpu"), model=ddrnet)
 
 
 # ----------------------------------------------------------------------------- ddrnet-ros export
@@ -159,11 +162,12 @@ def test_export_errors_are_one_line(tmp_path, capsys, argv, message):
 
 def test_torch_options_channels_last_and_bf16_agree_with_plain_eager(ddrnet):
     image = scene(64, 96)
-    plain = Segmenter(SegmenterConfig(checkpoint="random"), model=ddrnet, optimize=False).segment(image).labels
-    channels_last = Segmenter(SegmenterConfig(checkpoint="random", channels_last=True), model=ddrnet)
+    plain = Segmenter(SegmenterConfig(checkpoint="random", device="cpu"), model=ddrnet,
+                      optimize=False).segment(image).labels
+    channels_last = Segmenter(SegmenterConfig(checkpoint="random", channels_last=True, device="cpu"), model=ddrnet)
     assert channels_last.backend.channels_last
     assert (channels_last.segment(image).labels == plain).mean() >= LABEL_AGREEMENT
-    bf16 = Segmenter(SegmenterConfig(checkpoint="random", precision="bf16"), model=ddrnet)
+    bf16 = Segmenter(SegmenterConfig(checkpoint="random", precision="bf16", device="cpu"), model=ddrnet)
     assert next(bf16.backend.net.parameters()).dtype == torch.bfloat16
     # bfloat16 keeps 8 mantissa bits: near-tied pixels may flip, so a looser bound than fp32's
     assert (bf16.segment(image).labels == plain).mean() >= 0.97

@@ -31,7 +31,7 @@ from ddrnet_ros.engine import EngineConfigError, SegmenterConfig
     ({"backend": "onnxruntime", "precision": "bf16"}, "precision", "fp32 with backend onnxruntime"),
 ])
 def test_bad_value_names_field_value_and_choices(changes, field, allowed):
-    config = SegmenterConfig(**{"checkpoint": "random", **changes})
+    config = SegmenterConfig(**{"checkpoint": "random", "device": "cpu", **changes})
     with pytest.raises(EngineConfigError) as info:
         config.validate()
     error = info.value
@@ -50,7 +50,7 @@ def test_cuda_without_cuda_is_an_error_and_auto_falls_back_to_cpu():
     else:
         assert "finds no usable GPU" in str(info.value)
     with pytest.raises(EngineConfigError, match="fp16 inference needs a CUDA device"):
-        SegmenterConfig(checkpoint="random", precision="fp16").validate()
+        SegmenterConfig(checkpoint="random", device="auto", precision="fp16").validate()
     config = SegmenterConfig(checkpoint="random", device="auto")
     config.validate()
     assert config.resolved_device() == "cpu"
@@ -63,9 +63,9 @@ def test_non_torch_backends_run_on_the_cpu_only():
 
 
 def test_good_values_pass():
-    for config in (SegmenterConfig(checkpoint="random"),
-                   SegmenterConfig(variant="DDRNet-39", checkpoint="random", input_size=(512, 1024), keep_aspect=False,
-                                   num_threads=2, channels_last=True, precision="bf16", num_classes=7,
-                                   class_map=ClassMap.load(None))):
+    for config in (SegmenterConfig(checkpoint="random", device="cpu"),
+                   SegmenterConfig(variant="DDRNet-39", checkpoint="random", device="cpu", input_size=(512, 1024),
+                                   keep_aspect=False, num_threads=2, channels_last=True, precision="bf16",
+                                   num_classes=7, class_map=ClassMap.load(None))):
         config.validate()
-    assert SegmenterConfig(variant="DDRNet-23-slim").variant_name == "ddrnet23_slim"
+    assert SegmenterConfig(variant="DDRNet-23-slim", device="cpu").variant_name == "ddrnet23_slim"

@@ -45,7 +45,8 @@ TWO_CLASSES = ClassMap(names=("above", "below"), colors=np.array([[255, 0, 0], [
 
 
 def probe_config(input_size: tuple[int, int] | None, keep_aspect: bool = True) -> SegmenterConfig:
-    return SegmenterConfig(checkpoint="random", input_size=input_size, keep_aspect=keep_aspect, class_map=TWO_CLASSES)
+    return SegmenterConfig(checkpoint="random", input_size=input_size, keep_aspect=keep_aspect, class_map=TWO_CLASSES,
+                           device="cpu")
 
 
 def ramp_image(height: int, width: int, axis: int) -> np.ndarray:
@@ -145,7 +146,8 @@ def test_ddrnet_sees_the_image_at_the_planned_place_and_its_logits_come_back_ali
     height, width = size
     torch.manual_seed(0)
     ddrnet = create_model("ddrnet23_slim", num_classes=19).eval()
-    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, keep_aspect=keep_aspect), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, keep_aspect=keep_aspect, device="cpu"),
+                    model=ddrnet)
     recorder = FrameRecorder(seg.backend.net)  # the backend runs a BN-folded copy of ddrnet
     plan = seg.frame_plan(height, width)
     logits = seg.logits(ramp_image(height, width, axis=1))

@@ -45,12 +45,14 @@ def stripes() -> np.ndarray:
 
 
 def probe_segmenter(**config) -> Segmenter:
-    return Segmenter(SegmenterConfig(checkpoint="random", class_map=RGB_CLASSES, **config), model=ColourProbe())
+    return Segmenter(SegmenterConfig(checkpoint="random", class_map=RGB_CLASSES, device="cpu", **config),
+                     model=ColourProbe())
 
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_labels_colour_mask_and_overlay_of_hand_made_stripes(fast):
-    seg = Segmenter(SegmenterConfig(checkpoint="random", class_map=RGB_CLASSES), model=ColourProbe(), optimize=fast)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", class_map=RGB_CLASSES, device="cpu"), model=ColourProbe(),
+                    optimize=fast)
     result = seg.segment(stripes(), want_color=True, want_overlay=True, overlay_alpha=0.25)
     # Stripe edges sit between cells, half-way between two cell centres: labels switch exactly there.
     expected_labels = np.repeat(np.array([0, 1, 2], np.uint8), 16)[None, :].repeat(16, axis=0)
@@ -112,7 +114,7 @@ def noise(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 @pytest.mark.parametrize("input_size", [None, (64, 96)])
 def test_outputs_have_the_input_size_and_uint8_type(ddrnet, input_size):
-    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, device="cpu"), model=ddrnet)
     result = seg.segment(noise(61, 203), want_color=True, want_overlay=True, want_confidence=True)
     assert isinstance(result, SegmentationResult)
     assert result.labels.shape == (61, 203) and result.labels.dtype == np.uint8
@@ -142,7 +144,7 @@ def test_folded_batchnorm_copy_computes_the_same_logits(ddrnet):
 
 
 def test_results_are_fresh_arrays_and_the_input_is_not_kept(ddrnet):
-    seg = Segmenter(SegmenterConfig(checkpoint="random"), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", device="cpu"), model=ddrnet)
     image = noise(64, 96)
     refs = sys.getrefcount(image)
     first = seg.segment(image, want_color=True)
@@ -156,7 +158,7 @@ def test_results_are_fresh_arrays_and_the_input_is_not_kept(ddrnet):
 
 
 def test_read_only_and_strided_inputs_are_accepted(ddrnet):
-    seg = Segmenter(SegmenterConfig(checkpoint="random"), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", device="cpu"), model=ddrnet)
     big = noise(80, 120)
     reference = seg.segment(np.ascontiguousarray(big[8:72, 4:100])).labels
     view = big[8:72, 4:100]
@@ -188,7 +190,7 @@ def test_bad_alpha_and_threshold_are_value_errors():
 
 
 def test_stream_keys_run_concurrently_and_give_the_sequential_results(ddrnet):
-    seg = Segmenter(SegmenterConfig(checkpoint="random"), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", device="cpu"), model=ddrnet)
     images = {"left": noise(64, 96, 1), "right": noise(48, 80, 2)}
     expected = {key: seg.segment(image).labels for key, image in images.items()}
     got: dict[str, list[np.ndarray]] = {key: [] for key in images}
@@ -210,7 +212,8 @@ def test_stream_keys_run_concurrently_and_give_the_sequential_results(ddrnet):
 
 def test_cuda_device_work_gives_the_cpu_results_when_run_on_cpu_tensors(ddrnet):
     """The CUDA pipeline's per-frame function, on CPU tensors, against the CPU Segmenter."""
-    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=(64, 96)), model=ddrnet, optimize=False)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=(64, 96), device="cpu"), model=ddrnet,
+                    optimize=False)
     image = noise(75, 100, 3)
     plan = seg.frame_plan(75, 100)
     threshold = float(np.median(seg.segment(image, want_confidence=True).confidence)) / 255.0
@@ -237,7 +240,7 @@ def test_checkpoint_with_sidecar_sets_classes_hash_and_path(tmp_path):
     path = save_checkpoint(model, tmp_path / "three.pt", metadata={
         "variant": "ddrnet23_slim", "num_classes": 3, "class_names": ["road", "car", "sky"],
         "palette": [[128, 64, 128], [0, 0, 142], [70, 130, 180]], "ignore_label": 255})
-    seg = Segmenter(SegmenterConfig(checkpoint=path))
+    seg = Segmenter(SegmenterConfig(checkpoint=path, device="cpu"))
     assert seg.num_classes == 3 and seg.class_map.names == ("road", "car", "sky")
     assert seg.class_map.colors.tolist()[1] == [0, 0, 142]
     assert seg.checkpoint_path == path and seg.checkpoint_sha256 == sha256_of(path)
@@ -250,16 +253,16 @@ def test_checkpoint_without_sidecar_takes_its_class_count_from_the_weights(tmp_p
     classes = tmp_path / "classes.yaml"
     classes.write_text("classes:\n- {name: a, color: [1, 2, 3]}\n- {name: b, color: [4, 5, 6]}\n"
                        "- {name: c, color: [7, 8, 9]}\n")
-    seg = Segmenter(SegmenterConfig(checkpoint=str(path), class_map=str(classes)))
+    seg = Segmenter(SegmenterConfig(checkpoint=str(path), class_map=str(classes), device="cpu"))
     assert seg.num_classes == 3 and seg.class_map.names == ("a", "b", "c")
     with pytest.raises(ClassMapError, match="lists 19 classes but the model predicts 3"):
-        Segmenter(SegmenterConfig(checkpoint=str(path)))  # built-in Cityscapes map does not fit
+        Segmenter(SegmenterConfig(checkpoint=str(path), device="cpu"))  # built-in Cityscapes map does not fit
 
 
 def test_wrong_variant_checkpoint_fails_with_the_checkpoint_error(tmp_path):
     path = save_checkpoint(create_model("ddrnet23_slim"), tmp_path / "slim.pt")
     with pytest.raises(CheckpointError, match="does not fit ddrnet23 with 19 classes.*looks like ddrnet23_slim"):
-        Segmenter(SegmenterConfig(variant="ddrnet23", checkpoint=str(path)))
+        Segmenter(SegmenterConfig(variant="ddrnet23", checkpoint=str(path), device="cpu"))
 
 
 def test_random_weights_log_a_warning(caplog, monkeypatch):
@@ -267,7 +270,7 @@ def test_random_weights_log_a_warning(caplog, monkeypatch):
     # logger class makes loggers created afterwards non-propagating: caplog (on the root) sees nothing.
     monkeypatch.setattr(logging.getLogger("ddrnet_ros.engine.segmenter"), "propagate", True)
     with caplog.at_level("WARNING"):
-        seg = Segmenter(SegmenterConfig(checkpoint="random"))
+        seg = Segmenter(SegmenterConfig(checkpoint="random", device="cpu"))
     assert "random weights" in caplog.text
     assert seg.checkpoint_path is None and seg.checkpoint_sha256 is None and seg.num_classes == 19
 
@@ -275,10 +278,10 @@ def test_random_weights_log_a_warning(caplog, monkeypatch):
 def test_random_weights_are_the_same_network_whatever_the_random_state():
     """Benchmarks in separate processes must measure one network, and the caller's RNG stays untouched."""
     torch.manual_seed(1)
-    first = Segmenter(SegmenterConfig(checkpoint="random")).module.state_dict()
+    first = Segmenter(SegmenterConfig(checkpoint="random", device="cpu")).module.state_dict()
     torch.manual_seed(2)
     state = torch.get_rng_state()
-    second = Segmenter(SegmenterConfig(checkpoint="random")).module.state_dict()
+    second = Segmenter(SegmenterConfig(checkpoint="random", device="cpu")).module.state_dict()
     assert torch.equal(torch.get_rng_state(), state)
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -286,13 +289,13 @@ def test_random_weights_are_the_same_network_whatever_the_random_state():
 
 
 def test_num_threads_sets_the_torch_thread_count(ddrnet):
-    Segmenter(SegmenterConfig(checkpoint="random", num_threads=1), model=ddrnet)
+    Segmenter(SegmenterConfig(checkpoint="random", num_threads=1, device="cpu"), model=ddrnet)
     assert torch.get_num_threads() == 1  # (test/engine/conftest.py restores it)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (3, 300), (9, 7)])
 def test_tiny_images_give_outputs_of_their_size(ddrnet, size):
-    seg = Segmenter(SegmenterConfig(checkpoint="random"), model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", device="cpu"), model=ddrnet)
     result = seg.segment(noise(*size), want_confidence=True, want_overlay=True)
     assert result.labels.shape == result.confidence.shape == size and result.overlay.shape == (*size, 3)
 
@@ -300,8 +303,8 @@ def test_tiny_images_give_outputs_of_their_size(ddrnet, size):
 def test_the_callers_module_keeps_its_dtype_and_layout(ddrnet):
     before = {k: v.clone() for k, v in ddrnet.state_dict().items()}
     for optimize in (True, False):
-        Segmenter(SegmenterConfig(checkpoint="random", precision="bf16", channels_last=True), model=ddrnet,
-                  optimize=optimize)
+        Segmenter(SegmenterConfig(checkpoint="random", precision="bf16", channels_last=True, device="cpu"),
+                  model=ddrnet, optimize=optimize)
     after = ddrnet.state_dict()
     assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
     assert ddrnet.conv1[0].weight.is_contiguous()  # not switched to channels_last
@@ -310,18 +313,18 @@ def test_the_callers_module_keeps_its_dtype_and_layout(ddrnet):
 def test_network_runs_at_the_size_the_checkpoint_sidecar_recommends(tmp_path):
     model = create_model("ddrnet23_slim", num_classes=19)
     path = save_checkpoint(model, tmp_path / "small.pt", {"network_input_size": [64, 128]})
-    seg = Segmenter(SegmenterConfig(checkpoint=str(path)))
+    seg = Segmenter(SegmenterConfig(checkpoint=str(path), device="cpu"))
     assert seg.input_size == (64, 128)
     assert seg.network_size(240, 320) == (64, 128)
     assert seg.segment(noise(240, 320)).labels.shape == (240, 320)
-    explicit = Segmenter(SegmenterConfig(checkpoint=str(path), input_size=(128, 256)))
+    explicit = Segmenter(SegmenterConfig(checkpoint=str(path), input_size=(128, 256), device="cpu"))
     assert explicit.network_size(240, 320) == (128, 256)
     plain = save_checkpoint(model, tmp_path / "plain.pt", {})
-    assert Segmenter(SegmenterConfig(checkpoint=str(plain))).network_size(240, 320) == (240, 320)
+    assert Segmenter(SegmenterConfig(checkpoint=str(plain), device="cpu")).network_size(240, 320) == (240, 320)
 
 
 def test_unusable_recommended_size_in_a_sidecar_is_a_config_error(tmp_path):
     model = create_model("ddrnet23_slim", num_classes=19)
     path = save_checkpoint(model, tmp_path / "odd.pt", {"network_input_size": [60, 128]})
     with pytest.raises(ValueError, match="input_size.*odd.pt"):
-        Segmenter(SegmenterConfig(checkpoint=str(path)))
+        Segmenter(SegmenterConfig(checkpoint=str(path), device="cpu"))

@@ -7,14 +7,19 @@ CUDA (:class:`CudaPipeline`): per ``stream_key`` a ``torch.cuda.Stream``, a pinn
 for the input image reused across frames, and a zero-padded network frame on the device. The
 image goes up with a non-blocking copy; normalisation, resize, network, upsampling, argmax,
 confidence, colour and overlay all run on that stream; only the uint8 results come back, into
-pinned memory, with non-blocking copies; one synchronisation per frame. CUDA events time it.
-Nothing here touches CUDA unless the segmenter runs on a CUDA device.
+pinned memory, with non-blocking copies; one synchronisation per frame, also when the frame
+fails (the buffers are reused by the next one). CUDA events time it. A CUDA error in a frame
+is re-raised as :class:`CudaFault`: the device is likely unusable, so callers should stop
+rather than drop every frame from then on. fp32 means fp32: TF32 is switched off (process-wide)
+when an fp32 pipeline is built. Nothing here touches CUDA unless the segmenter runs on a CUDA device.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +34,85 @@ from ..postprocess import apply_threshold, confidence_to_uint8, labels_and_confi
 from ..preprocess import FramePlan, fill_network_input, normalisation_on
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+#: Exception types torch raises for CUDA failures (AcceleratorError: torch >= 2.8).
+_CUDA_ERROR_TYPES: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(torch, "AcceleratorError", None), getattr(torch.cuda, "CudaError", None),
+                torch.cuda.OutOfMemoryError) if t is not None)
+
+
+class CudaFault(RuntimeError):
+    """A CUDA error during a frame: the device (or its context) is likely unusable from now on.
+
+    Distinct from the per-frame failures a caller may skip (a bad image, a model bug on one
+    input), so that a node can fail loudly instead of dropping every later frame. The CUDA
+    error itself is the ``__cause__``.
+    """
+
+
+def is_cuda_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from CUDA: one of torch's CUDA error types or a RuntimeError naming CUDA/cuDNN.
+
+    Older torch raises plain RuntimeErrors ("CUDA error: ...", "cuDNN error: ..."), hence the text test.
+    Out-of-memory counts: the same frame size will not fit next time either.
+    """
+    if isinstance(exc, _CUDA_ERROR_TYPES):
+        return True
+    return isinstance(exc, RuntimeError) and ("CUDA" in str(exc) or "cuDNN error" in str(exc))
+
+
+@contextmanager
+def cuda_faults() -> Iterator[None]:
+    """Re-raise CUDA errors from the block as :class:`CudaFault`; other exceptions pass unchanged."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if isinstance(exc, CudaFault) or not is_cuda_error(exc):
+            raise
+        raise CudaFault(f"CUDA fault during inference: {exc}") from exc
+
+
+@contextmanager
+def synchronised_frame(stream: Any) -> Iterator[None]:
+    """One frame's work on ``stream``: always waits for the stream at the end, even when the work raised.
+
+    The stream reads the key's pinned input and device frame asynchronously; leaving before it
+    finished would let the next frame overwrite buffers still in use. CUDA errors, from the work
+    or from the synchronisation, leave as :class:`CudaFault`.
+    """
+    with cuda_faults():
+        try:
+            yield
+        finally:
+            stream.synchronize()
+
+
+def configure_cuda_math(dtype: torch.dtype) -> None:
+    """fp32 pipelines compute in true fp32: TF32 off for cuBLAS matmuls and cuDNN convolutions.
+
+    On Ampere and newer GPUs cuDNN runs fp32 convolutions in TF32 (10-bit mantissa) by default,
+    so "fp32" would silently be less precise than the CPU path it is compared with. These flags
+    are **process-wide**: from here on every fp32 CUDA matmul and convolution in this process
+    (a trainer's too) runs in full fp32. fp16/bf16 pipelines leave them as they are.
+    """
+    if dtype == torch.float32:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
+def bf16_unsupported_reason(device: torch.device) -> str | None:
+    """Why ``device`` cannot run bf16 natively, or None when it can.
+
+    Emulated bf16 (pre-Ampere GPUs, where ``is_bf16_supported()`` may still say yes) does not
+    count: cuDNN has no bf16 convolutions there, so it would fail or crawl rather than speed up.
+    """
+    with torch.cuda.device(device):
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return None
+    major, minor = torch.cuda.get_device_capability(device)
+    return (f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor}) has no bf16 support: "
+            "bf16 needs compute capability 8.0 (Ampere) or newer")
+
 
 class TorchModel:
     """Eager PyTorch forward of the network: normalised frame in, 1/8 logits (float32) out."""
@@ -124,7 +208,8 @@ class CudaPipeline:
         self.num_classes = class_map.num_classes
         self.ignore_label = class_map.ignore_label
         self.lookup = torch.from_numpy(class_map.lookup_table()).to(self.device)
-        normalisation_on(self.device, model.dtype)  # shared constants: made here, on the default stream
+        normalisation_on(self.device, torch.float32)  # shared constants: made here, on the default stream
+        configure_cuda_math(model.dtype)
         # Camera frames keep their size: let cuDNN pick the fastest kernels per shape (process-wide).
         torch.backends.cudnn.benchmark = True
         torch.cuda.synchronize(self.device)  # weights and constants are ready before any side stream reads them
@@ -140,31 +225,51 @@ class CudaPipeline:
     def run(self, image: np.ndarray, plan: FramePlan, channel_order: str, *, want_color: bool,
             want_overlay: bool, want_confidence: bool, overlay_alpha: float, confidence_threshold: float,
             stream_key: str) -> CudaOutputs:
+        """One frame on the key's stream (see :class:`CudaOutputs`); CUDA errors raise :class:`CudaFault`."""
         state = self._state(stream_key)
-        with state.lock, torch.cuda.stream(state.stream):
-            h, w = plan.image
-            if state.host_image is None or tuple(state.host_image.shape) != (h, w, 3):
-                state.host_image = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=True)
-            if state.frame is None or state.frame_plan != plan:
-                state.frame = torch.zeros((1, 3, *plan.network), dtype=self.model.dtype, device=self.device)
-                state.frame_plan = plan
-            # The previous frame's upload finished before its synchronize below: safe to overwrite.
-            state.host_image.numpy()[...] = image
+        with state.lock, torch.cuda.stream(state.stream), cuda_faults():
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record(state.stream)
-            image_dev = state.host_image.to(self.device, non_blocking=True)
-            outputs = frame_outputs(self.model, state.frame, image_dev, plan, channel_order, self.lookup,
-                                    self.num_classes, self.ignore_label, want_color=want_color,
-                                    want_overlay=want_overlay, want_confidence=want_confidence,
-                                    overlay_alpha=overlay_alpha, confidence_threshold=confidence_threshold)
-            host = {}
-            for name, tensor in outputs.items():
-                pinned = torch.empty(tensor.shape, dtype=torch.uint8, pin_memory=True)
-                pinned.copy_(tensor, non_blocking=True)
-                host[name] = pinned
-            end.record(state.stream)
-            state.stream.synchronize()
+            with synchronised_frame(state.stream):
+                host_image = self._stage(state, image, plan)
+                start.record(state.stream)
+                image_dev = host_image.to(self.device, non_blocking=True)
+                outputs = frame_outputs(self.model, self._frame(state, plan), image_dev, plan, channel_order,
+                                        self.lookup, self.num_classes, self.ignore_label, want_color=want_color,
+                                        want_overlay=want_overlay, want_confidence=want_confidence,
+                                        overlay_alpha=overlay_alpha, confidence_threshold=confidence_threshold)
+                host = _download(outputs)
+                end.record(state.stream)
             # numpy views keep the pinned blocks alive; the caching host allocator reuses them once freed.
             arrays = {name: tensor.numpy() for name, tensor in host.items()}
             return CudaOutputs(labels=arrays["labels"], color=arrays.get("color"), overlay=arrays.get("overlay"),
                                confidence=arrays.get("confidence"), inference_ms=start.elapsed_time(end))
+
+    @staticmethod
+    def _stage(state: _StreamState, image: np.ndarray, plan: FramePlan) -> torch.Tensor:
+        """``image`` copied into the key's pinned buffer, the source of a non-blocking upload.
+
+        The previous frame's upload finished before its synchronisation (even a failed frame's):
+        the buffer is free to overwrite.
+        """
+        h, w = plan.image
+        if state.host_image is None or tuple(state.host_image.shape) != (h, w, 3):
+            state.host_image = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=True)
+        state.host_image.numpy()[...] = image
+        return state.host_image
+
+    def _frame(self, state: _StreamState, plan: FramePlan) -> torch.Tensor:
+        """The key's zero-padded network frame, made again only when the plan changes."""
+        if state.frame is None or state.frame_plan != plan:
+            state.frame = torch.zeros((1, 3, *plan.network), dtype=self.model.dtype, device=self.device)
+            state.frame_plan = plan
+        return state.frame
+
+
+def _download(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Non-blocking copies of the uint8 results into fresh pinned host tensors (valid after synchronising)."""
+    host = {}
+    for name, tensor in outputs.items():
+        pinned = torch.empty(tensor.shape, dtype=torch.uint8, pin_memory=True)
+        pinned.copy_(tensor, non_blocking=True)
+        host[name] = pinned
+    return host

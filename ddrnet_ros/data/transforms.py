@@ -17,10 +17,7 @@ import torch
 from ..classes import IGNORE_LABEL
 
 # The engine decides the input normalisation; training must feed the network the same numbers.
-from ..engine.preprocess import IMAGENET_MEAN, IMAGENET_STD
-
-#: RGB uint8 colour that normalises to zero: what padded image pixels are filled with.
-PAD_COLOR = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)
+from ..engine.preprocess import IMAGENET_MEAN, IMAGENET_STD, PAD_COLOR
 
 
 def normalize(image_rgb: np.ndarray) -> torch.Tensor:

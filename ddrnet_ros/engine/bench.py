@@ -24,20 +24,60 @@ import torch
 from .config import SegmenterConfig
 from .loading import load_model
 from .postprocess import ImageMap, fast_labels, labels_and_confidence, reference_logits
-from .preprocess import fill_network_input
+from .preprocess import fill_network_input, normalise_numpy
 from .segmenter import Segmenter
 
 DEFAULT_SIZES = ("512x1024", "1024x2048")
-#: The speed target of the issue: best CPU backend <= this x plain eager, for this variant and size.
+#: The speed targets, for this variant and size: the fastest accurate pipeline's p50 <= PEER_TARGET x
+#: the peer's and <= EAGER_TARGET x plain eager's; "accurate": labels equal fp32 eager's on >= AGREEMENT.
 TARGET = ("ddrnet23_slim", (1024, 2048), 0.5)
+PEER_TARGET, EAGER_TARGET, AGREEMENT = 0.5, 0.15, 0.98
+PEER_NAME = "peer: OpenVINO defaults, network only"
 
 
 @dataclass
 class Contender:
     name: str
-    segmenter: Segmenter
+    segmenter: Segmenter | None
     times_ms: list[float] = field(default_factory=list)
     agreement: float | None = None
+    #: what is timed when there is no segmenter (the peer: the network alone)
+    run: Any = None
+
+    def __call__(self, image: np.ndarray) -> np.ndarray | None:
+        if self.segmenter is None:
+            self.run(image)
+            return None
+        return self.segmenter.segment(image).labels
+
+
+class OfficialOnOpenVino:
+    """The peer a user could assemble: the official network (as written, BN not folded) exported to
+    ONNX and run by OpenVINO with its default settings (bf16 on CPUs that have it), fed a ready
+    normalised float frame; only the network is timed, no pre- or post-processing."""
+
+    def __init__(self, module: torch.nn.Module, threads: int) -> None:
+        import openvino as ov
+
+        from .onnx_export import export_onnx
+
+        self.core = ov.Core()
+        self.model = self.core.read_model(export_onnx(module, 64, 128, dynamic=True, fold_bn=False))
+        self.config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
+        self._request: Any = None
+        self._shape: tuple[int, int] | None = None
+        self._frame: np.ndarray | None = None
+
+    def __call__(self, image: np.ndarray) -> None:
+        import openvino as ov
+
+        if self._shape != image.shape[:2]:
+            sized = self.model.clone()
+            sized.reshape({sized.input(0).get_any_name(): ov.PartialShape([1, 3, *image.shape[:2]])})
+            self._request = self.core.compile_model(sized, "CPU", self.config).create_infer_request()
+            self._frame = normalise_numpy(image)[None]  # prepared outside the timing: the peer's favour
+            self._shape = image.shape[:2]
+        self._request.infer({0: self._frame})
 
 
 @dataclass
@@ -51,10 +91,12 @@ class Row:
     ratio: float
     agreement: float | None
     iterations: int
+    vs_peer: float | None = None
 
 
 def make_contenders(variant: str, checkpoint: str, threads: int, backends: list[str],
-                    channels_last: bool) -> list[Contender]:
+                    channels_last: bool, precisions: tuple[str, ...] = ("fp32",)) -> list[Contender]:
+    """Plain eager first (the baseline), the peer where OpenVINO is installed, then every pipeline."""
     base = SegmenterConfig(variant=variant, checkpoint=checkpoint, device="cpu", num_threads=threads)
     # Load the weights once; every contender then gets the module itself, so that all of them
     # run the network at the measured image size (a checkpoint's recommended network size
@@ -62,12 +104,18 @@ def make_contenders(variant: str, checkpoint: str, threads: int, backends: list[
     module = load_model(variant, checkpoint).module
     model = Segmenter(base, module, optimize=False)
     contenders = [Contender("eager fp32 (plain)", model)]
+    if "openvino" in backends:
+        contenders.append(Contender(PEER_NAME, None, run=OfficialOnOpenVino(module, threads)))
     for backend in backends:
         if backend == "torch":
             contenders.append(Contender("torch (BN folded)", Segmenter(base, model.module)))
             if channels_last:
                 contenders.append(Contender("torch channels_last",
                                             Segmenter(replace(base, channels_last=True), model.module)))
+        elif backend == "openvino":
+            for precision in precisions:
+                segmenter = Segmenter(replace(base, backend=backend, precision=precision), model.module)
+                contenders.append(Contender(f"openvino {precision} (uint8 in)", segmenter))
         else:
             contenders.append(Contender(backend, Segmenter(replace(base, backend=backend), model.module)))
     return contenders
@@ -87,13 +135,15 @@ def run_size(contenders: list[Contender], image: np.ndarray, iterations: int, wa
     for contender in contenders:
         contender.times_ms = []
         for _ in range(warmup):
-            contender.segmenter.segment(image)
+            contender(image)
     reference = None
     for _ in range(iterations):
         for contender in contenders:
             started = time.perf_counter()
-            labels = contender.segmenter.segment(image).labels
+            labels = contender(image)
             contender.times_ms.append((time.perf_counter() - started) * 1e3)
+            if labels is None:
+                continue
             if reference is None:
                 reference = labels
             contender.agreement = float((labels == reference).mean())
@@ -123,22 +173,40 @@ def postprocess_costs(segmenter: Segmenter, image: np.ndarray, repeats: int = 5)
 
 def summarise(variant: str, size: tuple[int, int], contenders: list[Contender]) -> list[Row]:
     base = float(np.percentile(contenders[0].times_ms, 50))
+    peer = next((float(np.percentile(c.times_ms, 50)) for c in contenders if c.name == PEER_NAME), None)
     rows = []
     for c in contenders:
         p50, p90 = float(np.percentile(c.times_ms, 50)), float(np.percentile(c.times_ms, 90))
-        rows.append(Row(variant, size, c.name, min(c.times_ms), p50, p90, p50 / base, c.agreement, len(c.times_ms)))
+        rows.append(Row(variant, size, c.name, min(c.times_ms), p50, p90, p50 / base, c.agreement, len(c.times_ms),
+                        None if peer is None else p50 / peer))
     return rows
+
+
+def verdict(rows: list[Row]) -> str | None:
+    """The target line: the fastest accurate pipeline against the peer and plain eager."""
+    peer = next((r for r in rows if r.name == PEER_NAME), None)
+    accurate = [r for r in rows[1:] if r.agreement is not None and r.agreement >= AGREEMENT]
+    if peer is None or not accurate:
+        return None
+    best = min(accurate, key=lambda r: r.p50_ms)
+    met = best.p50_ms <= PEER_TARGET * peer.p50_ms and best.ratio <= EAGER_TARGET
+    return (f"target (fastest accurate pipeline <= {PEER_TARGET}x the peer and <= {EAGER_TARGET}x plain eager): "
+            f"{'met' if met else 'NOT met'}: {best.name} {best.p50_ms:.0f} ms = {best.vs_peer:.2f}x the peer "
+            f"({peer.p50_ms:.0f} ms), {best.ratio:.2f}x plain eager ({rows[0].p50_ms:.0f} ms), "
+            f"labels = eager on {best.agreement:.2%}")
 
 
 def print_table(rows: list[Row], post: dict[str, float] | None, out: Any = None) -> None:
     out = out or sys.stdout
     variant, (h, w) = rows[0].variant, rows[0].size
     print(f"\n{variant} at {h}x{w}: {rows[0].iterations} interleaved iterations", file=out)
-    print(f"  {'backend':<22}{'p50 ms':>10}{'p90 ms':>10}{'vs eager':>10}{'min ms':>10}{'labels = eager':>16}",
-          file=out)
+    print(f"  {'contender':<40}{'p50 ms':>9}{'p90 ms':>9}{'vs eager':>10}{'vs peer':>9}{'min ms':>9}"
+          f"{'labels = eager':>16}", file=out)
     for r in rows:
         agree = "-" if r.agreement is None else f"{r.agreement:.4%}"
-        print(f"  {r.name:<22}{r.p50_ms:>10.1f}{r.p90_ms:>10.1f}{r.ratio:>9.2f}x{r.min_ms:>10.1f}{agree:>16}", file=out)
+        peer = "-" if r.vs_peer is None else f"{r.vs_peer:.2f}x"
+        print(f"  {r.name:<40}{r.p50_ms:>9.1f}{r.p90_ms:>9.1f}{r.ratio:>9.2f}x{peer:>9}{r.min_ms:>9.1f}{agree:>16}",
+              file=out)
     if post:
         print(f"  postprocess of one frame's logits: upsample all classes + argmax {post['full_ms']:.1f} ms, "
               f"border-only labels {post['fast_ms']:.1f} ms ({post['border_cells']:.1%} border cells, "

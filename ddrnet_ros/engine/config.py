@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,12 @@ from ddrnet_ros.classes import ClassMap
 from ddrnet_ros.model import INPUT_MULTIPLE, VARIANTS
 
 from .backends import BACKENDS as BACKEND_SPECS
+from .backends import auto_backend, auto_precision
 from .loading import CHECKPOINT_CHOICES, CHECKPOINT_WORDS, SHIPPED
 
-BACKENDS = tuple(BACKEND_SPECS)
-PRECISIONS = ("fp32", "fp16", "bf16")
+AUTO = "auto"
+BACKENDS = (AUTO, *BACKEND_SPECS)
+PRECISIONS = (AUTO, "fp32", "fp16", "bf16", "int8")
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 _CUDA_DEVICE = re.compile(r"^cuda(:\d+)?$")
 
@@ -79,8 +81,13 @@ class SegmenterConfig:
             raise EngineConfigError("backend", self.backend, BACKENDS)
         if self.precision not in PRECISIONS:
             raise EngineConfigError("precision", self.precision, PRECISIONS)
-        spec = BACKEND_SPECS[self.backend]
         device = self.resolved_device()  # raises for malformed or unavailable devices
+        if AUTO not in (self.backend, self.precision):
+            self._validate_backend_precision(device)
+        self._validate_geometry_and_threads()
+
+    def _validate_backend_precision(self, device: str) -> None:
+        spec = BACKEND_SPECS[self.backend]
         if device.split(":")[0] not in spec.devices:
             raise EngineConfigError("device", self.device, "cpu or auto with backend " + self.backend,
                                     f"the {self.backend} backend runs on the CPU")
@@ -90,6 +97,8 @@ class SegmenterConfig:
         if self.precision == "fp16" and not device.startswith("cuda"):
             raise EngineConfigError("precision", self.precision, "fp32 or bf16 on the CPU",
                                     "fp16 inference needs a CUDA device")
+
+    def _validate_geometry_and_threads(self) -> None:
         if self.input_size is not None:
             size = tuple(self.input_size)
             if (len(size) != 2 or not all(_is_int(s) and s > 0 and s % INPUT_MULTIPLE == 0 for s in size)):
@@ -107,6 +116,21 @@ class SegmenterConfig:
             raise EngineConfigError("class_map", str(self.class_map), "an existing class YAML file or ''",
                                     "file not found")
 
+    def resolve_auto(self, model_key: str) -> tuple[SegmenterConfig, list[str]]:
+        """This config with ``backend``/``precision`` ``auto`` replaced by what this machine runs fastest,
+        and one line per choice saying why (validated again once resolved)."""
+        device_type = self.resolved_device().split(":")[0]
+        backend, precision, reasons = self.backend, self.precision, []
+        if backend == AUTO:
+            backend, why = auto_backend(device_type)
+            reasons.append(f"backend auto -> {backend}: {why}")
+        if precision == AUTO:
+            precision, why = auto_precision(backend, device_type, model_key)
+            reasons.append(f"precision auto -> {precision}: {why}")
+        resolved = replace(self, backend=backend, precision=precision)
+        resolved.validate()
+        return resolved, reasons
+
     @property
     def variant_name(self) -> str:
         """The variant's canonical name (``DDRNet-23-slim`` -> ``ddrnet23_slim``), or the value as given."""
@@ -117,7 +141,8 @@ class SegmenterConfig:
         """The torch device string inference will use: ``auto`` becomes ``cuda:0`` or ``cpu``."""
         device = str(self.device).strip().lower()
         if device == "auto":
-            gpu = "cuda" in BACKEND_SPECS[self.backend].devices if self.backend in BACKEND_SPECS else False
+            spec = BACKEND_SPECS.get(self.backend)
+            gpu = self.backend == AUTO or (spec is not None and "cuda" in spec.devices)
             return "cuda:0" if gpu and torch.cuda.is_available() else "cpu"
         if device == "cpu":
             return "cpu"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -22,7 +23,7 @@ from torch import nn
 from ddrnet_ros.classes import colorize, overlay
 
 from .backends import NetworkBackend, create_backend
-from .backends.torch_backend import CudaPipeline, TorchModel
+from .backends.torch_backend import CudaPipeline, TorchModel, bf16_unsupported_reason
 from .config import EngineConfigError, SegmenterConfig
 from .loading import LoadedModel, load_model, wrap_model
 from .postprocess import (
@@ -33,7 +34,7 @@ from .postprocess import (
     labels_and_confidence,
     reference_logits,
 )
-from .preprocess import CHANNEL_ORDERS, FramePlan, fill_network_input, plan_frame
+from .preprocess import CHANNEL_ORDERS, PAD_COLOR, FramePlan, fill_network_input, plan_frame
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class _Slot:
     lock: threading.Lock
     frame: torch.Tensor | None = None
     frame_plan: FramePlan | None = None
+    #: the uint8 network frame of backends that take camera pixels (padding pre-filled), and its key
+    pixels: np.ndarray | None = None
+    pixels_key: tuple[FramePlan, str] | None = None
 
 
 class Segmenter:
@@ -73,11 +77,15 @@ class Segmenter:
     def __init__(self, config: SegmenterConfig, model: nn.Module | None = None, *, warmup: bool = False,
                  optimize: bool = True) -> None:
         config.validate()
-        self.config = config
         self.device = config.resolved_device()
         self.variant = config.variant_name
         self.optimize = optimize
         loaded = self._load(config, model)
+        #: why backend/precision ``auto`` became what they are (empty when nothing was auto)
+        config, self.choices = config.resolve_auto(loaded.checkpoint_sha256 or "random")
+        for line in self.choices:
+            log.info(line)
+        self.config = config
         self.loaded = loaded
         self.metadata: dict[str, Any] = loaded.metadata
         self.checkpoint_path: Path | None = loaded.checkpoint_path
@@ -89,8 +97,11 @@ class Segmenter:
         if config.num_threads > 0:
             torch.set_num_threads(config.num_threads)
         self.module = loaded.module  # the official-layout module (export, tests)
+        if self.device.startswith("cuda"):
+            check_cuda_precision(config.precision, self.device)
         self.backend: NetworkBackend = create_backend(config.backend, loaded.module, self.device, config.precision,
-                                                      config.channels_last, config.num_threads, optimize)
+                                                      config.channels_last, config.num_threads, optimize,
+                                                      model_key=loaded.checkpoint_sha256 or "random")
         self._cuda: CudaPipeline | None = None
         if self.device.startswith("cuda"):
             assert isinstance(self.backend, TorchModel)  # the only backend that runs on CUDA (validate)
@@ -205,12 +216,20 @@ class Segmenter:
             fill_network_input(frame, torch.from_numpy(_writable(image)).to(self.device), plan, channel_order)
             logits = self.backend.infer(frame)
         else:
-            logits = self._run_network(image, plan, channel_order, "logits")
+            logits = self._run_network(image, plan, channel_order, "logits", camera_pixels=False)
         return reference_logits(logits, plan)[0].float().cpu().numpy()
 
-    def _run_network(self, image: np.ndarray, plan: FramePlan, channel_order: str, stream_key: str) -> torch.Tensor:
-        """Host path: fill the key's reused frame and run the backend; (1, C, h, w) float32 logits."""
+    def _run_network(self, image: np.ndarray, plan: FramePlan, channel_order: str, stream_key: str,
+                     camera_pixels: bool = True) -> torch.Tensor:
+        """Host path: fill the key's reused frame and run the backend; (1, C, h, w) float32 logits.
+
+        Backends that take camera pixels (``infer_uint8``: OpenVINO) get the uint8 frame, resized and
+        padded as planned (the image itself where it already is the frame); the rest a float frame."""
         slot = self._slot(stream_key)
+        infer_uint8 = getattr(self.backend, "infer_uint8", None)
+        if camera_pixels and infer_uint8 is not None:
+            with slot.lock:
+                return infer_uint8(uint8_frame(slot, image, plan, channel_order), channel_order)
         with slot.lock:
             if slot.frame is None or slot.frame_plan != plan:
                 slot.frame = torch.zeros((1, 3, *plan.network), dtype=torch.float32)
@@ -218,6 +237,37 @@ class Segmenter:
             # A copy into our own frame: no reference to the caller's (possibly read-only) array stays.
             fill_network_input(slot.frame, torch.from_numpy(_writable(image)), plan, channel_order)
             return self.backend.infer(slot.frame)
+
+
+def uint8_frame(slot: _Slot, image: np.ndarray, plan: FramePlan, channel_order: str) -> np.ndarray:
+    """The (Hn, Wn, 3) uint8 network frame of ``image``: resized (bilinear, half-pixel centres, as the
+    float path) and padded bottom/right with the mean colour, which normalises to ~0 like the float
+    path's zero padding. An image that already is the frame is used as it is, without a copy."""
+    if plan.network == plan.image and image.flags.c_contiguous:
+        return image
+    key = (plan, channel_order)
+    if slot.pixels is None or slot.pixels_key != key:
+        pad = PAD_COLOR if channel_order == "rgb" else PAD_COLOR[::-1]
+        slot.pixels = np.empty((*plan.network, 3), np.uint8)
+        slot.pixels[:] = pad
+        slot.pixels_key = key
+    height, width = plan.resized
+    source = image if not plan.needs_resize else cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    slot.pixels[:height, :width] = source
+    return slot.pixels
+
+
+def check_cuda_precision(precision: str, device: str) -> None:
+    """Refuse bf16 on a GPU without native bf16 (EngineConfigError, like validate's), before weights go to it.
+
+    The check needs the GPU itself, so it is not part of :meth:`SegmenterConfig.validate`; it is made
+    here, where the CUDA pipeline is set up, because the backends cannot import the config (a cycle).
+    """
+    if precision != "bf16":
+        return
+    reason = bf16_unsupported_reason(torch.device(device))
+    if reason is not None:
+        raise EngineConfigError("precision", precision, "fp32 or fp16 on this GPU", reason)
 
 
 def check_image(image: Any, channel_order: str) -> None:

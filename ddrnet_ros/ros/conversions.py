@@ -47,7 +47,8 @@ def segmentation_info_msg(header: Header, segmenter: Segmenter) -> SegmentationI
                for i, (name, c) in enumerate(zip(class_map.names, class_map.colors))]
     return SegmentationInfo(header=header, model_variant=segmenter.variant,
                             checkpoint_sha256=segmenter.checkpoint_sha256 or "", input_height=height,
-                            input_width=width, ignore_label=class_map.ignore_label, classes=classes)
+                            input_width=width, ignore_label=class_map.ignore_label, classes=classes,
+                            backend=segmenter.config.backend, precision=segmenter.config.precision)
 
 
 def vision_label_info_type() -> type | None:

@@ -107,7 +107,7 @@ def _ms(value: float) -> str:
     return "nan" if value != value else f"{value:.1f}"
 
 
-def camera_status(report: CameraReport, node_name: str, device: str) -> DiagnosticStatus:
+def camera_status(report: CameraReport, node_name: str, device: str, engine: str = "") -> DiagnosticStatus:
     """The DiagnosticStatus of one camera's window: ERROR when inference failed, WARN on bad input,
     STALE when no image arrived (the camera stopped, or never started)."""
     if report.failed:
@@ -135,6 +135,7 @@ def camera_status(report: CameraReport, node_name: str, device: str) -> Diagnost
         "latency_p50_ms": _ms(report.latency.p50_ms),
         "latency_p95_ms": _ms(report.latency.p95_ms),
         "device": device,
+        "engine": engine,  # backend and precision that run, e.g. "openvino bf16"
     }
     return DiagnosticStatus(level=level, name=f"{node_name}: {report.camera}", message=message,
                             hardware_id=device, values=[KeyValue(key=k, value=v) for k, v in values.items()])

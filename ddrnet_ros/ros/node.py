@@ -149,7 +149,10 @@ class SegmentationNode(LifecycleNode):
         self.settings, self.segmenter = settings, segmenter
         self.get_logger().info(
             f"model {segmenter.variant} ({segmenter.num_classes} classes) from "
-            f"{segmenter.checkpoint_path or 'random initialisation'} on device {segmenter.device}")
+            f"{segmenter.checkpoint_path or 'random initialisation'} on device {segmenter.device}, "
+            f"backend {segmenter.config.backend}, precision {segmenter.config.precision}")
+        for line in segmenter.choices:
+            self.get_logger().info(line)
 
         several = len(settings.cameras) > 1
         out_qos = qos.output_profile(settings.output_qos, settings.output_depth)
@@ -434,7 +437,8 @@ class SegmentationNode(LifecycleNode):
         _, segmenter = self._configured()
         assert self._diagnostics_pub is not None  # created by configure
         device = str(segmenter.device)
-        statuses = [camera_status(c.stats.take_report(), self.get_name(), device) for c in self.cameras]
+        engine = f"{segmenter.config.backend} {segmenter.config.precision}"
+        statuses = [camera_status(c.stats.take_report(), self.get_name(), device, engine) for c in self.cameras]
         self._diagnostics_pub.publish(DiagnosticArray(header=self._header(), status=statuses))
 
 

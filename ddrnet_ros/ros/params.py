@@ -116,9 +116,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "checkpoint's sidecar, else the built-in Cityscapes 19 classes. Must list exactly as many classes "
               f"as the model predicts; with checkpoint '{RANDOM}' it sets the class count.",
               "a path or ''", _is_str),
-    ParamSpec("max_input_pixels", 4096 * 4096, "Frames with more pixels than this are refused before any "
-              "work and counted as bad input: the memory a frame costs grows with its pixels (about 90 bytes "
-              "per pixel in the exact label path), so a stray huge frame must not take the machine.",
+    ParamSpec("max_input_pixels", 3840 * 2160, "Frames with more pixels than this (default: 4K UHD) are "
+              "refused before any work and counted as bad input: a frame's peak memory grows with its pixels "
+              "(~91 bytes per pixel on the exact label path, measured: 717 MB for a 3840x2160 noise frame), so "
+              "a stray huge frame must not take the machine.",
               "an integer >= 1", lambda v: _is_int(v) and v >= 1),
     ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in the overlay image (0: the image, 1: the "
               "colours); ignored pixels keep the image.",

@@ -322,6 +322,7 @@ def test_diagnostics_report_rates_engine_times_and_the_device(harness, make_imag
     status = [s for a in diagnostics for s in a.status][-1]
     values = {kv.key: kv.value for kv in status.values}
     assert status.name == "segmentation_node: camera" and values["device"] == "cpu" == status.hardware_id
+    assert values["engine"] == "torch fp32"
     assert values["received_total"] == "3" and values["dropped_total"] == "0" and values["bad_input_total"] == "0"
     windows = [{kv.key: kv.value for kv in s.values} for a in diagnostics for s in a.status]
     served = [w for w in windows if w["output_rate_hz"] != "0.00"]
@@ -444,3 +445,17 @@ def test_a_camera_that_sends_nothing_is_reported_stale(harness):
     harness.wait_for(lambda: diagnostics, "diagnostics")
     status = diagnostics[-1].status[0]
     assert status.level == DiagnosticStatus.STALE and status.message == "no images received"
+
+
+def test_backend_and_precision_auto_are_resolved_logged_and_published(harness):
+    from ddrnet_ros.engine.backends import auto_backend
+
+    node = harness.node(backend="auto", precision="auto")
+    infos = harness.collect(SegmentationInfo, "segmentation/label_info",
+                            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                       reliability=ReliabilityPolicy.RELIABLE))
+    harness.wait_for(lambda: infos, "label info")
+    expected_backend, _ = auto_backend("cpu")
+    assert infos[0].backend == expected_backend == node.segmenter.config.backend
+    assert infos[0].precision == node.segmenter.config.precision != "auto"
+    assert any(line.startswith("backend auto -> ") for line in node.segmenter.choices)

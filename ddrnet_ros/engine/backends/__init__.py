@@ -8,6 +8,7 @@ benchmark, the command line and the node's ``backend`` parameter all read this t
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,6 +16,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from ..quantize import Int8Artifact, calibrate, find_artifact
 from .onnxruntime_backend import OnnxRuntimeModel
 from .openvino_backend import OpenVinoModel
 from .torch_backend import TorchModel
@@ -28,8 +30,9 @@ class NetworkBackend(Protocol):
     def infer(self, frame: torch.Tensor) -> torch.Tensor: ...
 
 
-#: (model, device, precision, channels_last, num_threads, optimize) -> backend
-Factory = Callable[[nn.Module, str, str, bool, int, bool], NetworkBackend]
+#: (model, device, precision, channels_last, num_threads, optimize, model key) -> backend; the model
+#: key (the checkpoint's sha256, or "random") finds cached artifacts such as a quantized model.
+Factory = Callable[[nn.Module, str, str, bool, int, bool, str], NetworkBackend]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class BackendSpec:
     devices: tuple[str, ...]     # device types: "cpu", "cuda"
     precisions: tuple[str, ...]  # inference precisions it offers
     summary: str
+    #: packages a precision needs besides ``package`` (int8 calibration: nncf)
+    precision_packages: tuple[tuple[str, str], ...] = ()
 
     def available(self) -> bool:
         """Whether its package is installed (the import itself waits until it is built)."""
@@ -52,18 +57,36 @@ class BackendSpec:
 
 
 def _torch(model: nn.Module, device: str, precision: str, channels_last: bool, num_threads: int,
-           optimize: bool) -> NetworkBackend:
+           optimize: bool, model_key: str) -> NetworkBackend:
     return TorchModel(model, device, precision, channels_last, fold_bn=optimize)
 
 
 def _onnxruntime(model: nn.Module, device: str, precision: str, channels_last: bool, num_threads: int,
-                 optimize: bool) -> NetworkBackend:
+                 optimize: bool, model_key: str) -> NetworkBackend:
     return OnnxRuntimeModel(model, num_threads=num_threads)
 
 
 def _openvino(model: nn.Module, device: str, precision: str, channels_last: bool, num_threads: int,
-              optimize: bool) -> NetworkBackend:
-    return OpenVinoModel(model, num_threads=num_threads)
+              optimize: bool, model_key: str) -> NetworkBackend:
+    int8_xml = int8_artifact(model, model_key).xml if precision == "int8" else None
+    return OpenVinoModel(model, num_threads=num_threads, precision=precision, int8_xml=int8_xml)
+
+
+def int8_artifact(model: nn.Module, model_key: str) -> Int8Artifact:
+    """The cached quantized model of this checkpoint; calibrated now (synthetic scenes, plus CamVid
+    training frames where $DDRNET_ROS_CAMVID names a copy) when there is none yet."""
+    found = find_artifact(model_key)
+    if found is not None:
+        return found
+    if importlib.util.find_spec("nncf") is None:
+        raise RuntimeError("precision int8 needs the nncf package to calibrate (pip install nncf), or a model "
+                           "calibrated before: ddrnet-ros export --precision int8")
+    import openvino as ov
+
+    from ..onnx_export import export_onnx
+
+    float_model = ov.Core().read_model(export_onnx(model, 64, 128, dynamic=True))
+    return calibrate(float_model, model_key, camvid_root=os.environ.get("DDRNET_ROS_CAMVID") or None)
 
 
 BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
@@ -71,8 +94,9 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
                 "eager PyTorch, BN folded; CUDA streams on a GPU"),
     BackendSpec("onnxruntime", _onnxruntime, "onnxruntime", ("cpu",), ("fp32",),
                 "ONNX Runtime CPU execution provider, all graph optimisations"),
-    BackendSpec("openvino", _openvino, "openvino", ("cpu",), ("fp32",),
-                "OpenVINO CPU plugin, static shapes per frame size, fp32 pinned"),
+    BackendSpec("openvino", _openvino, "openvino", ("cpu",), ("fp32", "bf16", "int8"),
+                "OpenVINO CPU plugin: uint8 frames in, preprocessing in the graph, precision pinned",
+                precision_packages=(("int8", "nncf"),)),
 )}
 
 
@@ -82,9 +106,50 @@ def available_backends() -> list[str]:
 
 
 def create_backend(name: str, model: nn.Module, device: str, precision: str = "fp32", channels_last: bool = False,
-                   num_threads: int = 0, optimize: bool = True) -> NetworkBackend:
+                   num_threads: int = 0, optimize: bool = True, model_key: str = "random") -> NetworkBackend:
     """Build the named backend for ``model`` (RuntimeError with the install hint if its package is missing)."""
     spec = BACKENDS[name]
     if not spec.available():
         raise RuntimeError(spec.missing_hint())
-    return spec.factory(model, device, precision, channels_last, num_threads, optimize)
+    return spec.factory(model, device, precision, channels_last, num_threads, optimize, model_key)
+
+
+#: CPU backends in the order ``backend: auto`` prefers them: fastest first, as measured by
+#: ``ddrnet-ros bench`` on x86 CPUs (OpenVINO with uint8 input ahead of ONNX Runtime and eager).
+AUTO_CPU_ORDER = ("openvino", "onnxruntime", "torch")
+
+
+def auto_backend(device_type: str) -> tuple[str, str]:
+    """(backend, why) for ``backend: auto`` on this machine."""
+    if device_type == "cuda":
+        return "torch", "CUDA device: the torch backend runs the CUDA stream pipeline"
+    for name in AUTO_CPU_ORDER:
+        if BACKENDS[name].available():
+            return name, f"the fastest installed CPU backend (preference {', '.join(AUTO_CPU_ORDER)})"
+    return "torch", "no other backend installed"
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (AVX512-BF16 or AMX), as OpenVINO reports it."""
+    if not BACKENDS["openvino"].available():
+        return False
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def auto_precision(backend: str, device_type: str, model_key: str) -> tuple[str, str]:
+    """(precision, why) for ``precision: auto``: the fastest precision that this machine runs natively
+    and that passed the accuracy gate (int8 only with a calibrated model whose labels agree with fp32)."""
+    if device_type == "cuda":
+        return "fp16", "CUDA device"
+    if backend != "openvino":
+        return "fp32", f"the {backend} backend runs fp32 on the CPU"
+    artifact = find_artifact(model_key)
+    if artifact is not None and artifact.passes_gate:
+        return "int8", f"a calibrated int8 model agrees with fp32 on {artifact.agreement:.1%} of labels"
+    if cpu_supports_bf16():
+        why = "no calibrated int8 model passing the gate" if artifact is None else (
+            f"the int8 model agrees with fp32 on only {artifact.agreement:.1%} of labels")
+        return "bf16", f"this CPU runs bf16 natively; {why}"
+    return "fp32", "this CPU has no native bf16"

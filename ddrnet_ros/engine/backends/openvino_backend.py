@@ -3,20 +3,31 @@
 The network goes through the same in-memory ONNX export as the ONNX Runtime backend, is read
 once, and is compiled per network frame size (static shapes let OpenVINO pick its fastest
 kernels; compiling takes about a second and happens on the first frame of a new size). Latency
-hint, ``num_threads`` inference threads (0: OpenVINO's default), fp32 inference precision so
-that labels match eager PyTorch.
+hint, ``num_threads`` inference threads (0: OpenVINO's default).
+
+Precision is pinned, never OpenVINO's default (bf16 on CPUs that have it): ``fp32``; ``bf16``
+(the inference precision hint); ``int8`` (the NNCF-quantized IR of :mod:`..quantize`, its
+remaining float layers in fp32).
+
+Camera frames enter as they are: ``infer_uint8`` takes the uint8 HWC frame (RGB or BGR) and the
+compiled graph does the rest with OpenVINO's PrePostProcessor (element type, colour order,
+ImageNet mean/std, NHWC -> NCHW), so no float image is made on the host. ``infer`` keeps the
+float NCHW input for comparisons with the other backends.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..onnx_export import export_onnx
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 #: Compiled models kept for this many frame sizes.
 MAX_COMPILED_SIZES = 4
@@ -30,31 +41,56 @@ def _import_openvino():
     return openvino
 
 
+#: --precision -> OpenVINO's inference precision hint (int8: the float layers left between the
+#: quantized ones run in fp32).
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+def openvino_model_for(model: nn.Module, precision: str, int8_xml: Path | None, core: Any) -> Any:
+    """The OpenVINO model to compile: the float export, or the quantized IR for int8."""
+    if precision == "int8":
+        if int8_xml is None:
+            raise RuntimeError("precision int8 needs a quantized model (ddrnet_ros.engine.quantize)")
+        return core.read_model(str(int8_xml))
+    return core.read_model(export_onnx(model, 64, 128, dynamic=True))  # ONNX bytes, no temp file
+
+
 class OpenVinoModel:
-    """Normalised (1, 3, H, W) float32 frame -> (1, C, H/8, W/8) float32 logits, via OpenVINO."""
+    """Normalised (1, 3, H, W) float32 frame -> (1, C, H/8, W/8) float32 logits, via OpenVINO;
+    or the uint8 camera frame itself through :meth:`infer_uint8`."""
 
     name = "openvino"
 
-    def __init__(self, model: nn.Module, num_threads: int = 0) -> None:
+    def __init__(self, model: nn.Module, num_threads: int = 0, precision: str = "fp32",
+                 int8_xml: Path | None = None) -> None:
         ov = _import_openvino()
         self._ov = ov
         self.core = ov.Core()
-        self.model = self.core.read_model(export_onnx(model, 64, 128, dynamic=True))  # ONNX bytes, no temp file
-        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        self.precision = precision
+        self.model = openvino_model_for(model, precision, int8_xml, self.core)
+        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY",
+                                       "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision]}
         if num_threads > 0:
             self.config["INFERENCE_NUM_THREADS"] = num_threads
         self.num_threads = num_threads
-        self._compiled: OrderedDict[tuple[int, int], Any] = OrderedDict()
+        self._compiled: OrderedDict[tuple[int, int, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _request(self, height: int, width: int) -> Any:
-        """An infer request for this frame size (compiled on first use); one per thread."""
-        key = (height, width)
+    def _sized(self, height: int, width: int, channel_order: str) -> Any:
+        """The model at a static frame size; with a channel order, taking uint8 NHWC frames of it."""
+        sized = self.model.clone()
+        sized.reshape({sized.input(0).get_any_name(): self._ov.PartialShape([1, 3, height, width])})
+        if channel_order == "float":
+            return sized
+        return uint8_input(sized, channel_order)
+
+    def _request(self, height: int, width: int, channel_order: str = "float") -> Any:
+        """An infer request for this frame size and input kind (compiled on first use); one per thread."""
+        key = (height, width, channel_order)
         with self._lock:
             if key not in self._compiled:
-                sized = self.model.clone()
-                sized.reshape({sized.input(0).get_any_name(): self._ov.PartialShape([1, 3, height, width])})
-                self._compiled[key] = (self.core.compile_model(sized, "CPU", self.config), threading.local())
+                compiled = self.core.compile_model(self._sized(height, width, channel_order), "CPU", self.config)
+                self._compiled[key] = (compiled, threading.local())
                 if len(self._compiled) > MAX_COMPILED_SIZES:
                     self._compiled.popitem(last=False)
             compiled, per_thread = self._compiled[key]
@@ -69,3 +105,26 @@ class OpenVinoModel:
         request.infer({0: x})
         # The output tensor is the request's own buffer: copy before the next inference reuses it.
         return torch.from_numpy(request.get_output_tensor(0).data.copy())
+
+    def infer_uint8(self, frame: np.ndarray, channel_order: str) -> torch.Tensor:
+        """(Hn, Wn, 3) uint8 frame in ``channel_order`` (rgb/bgr) -> (1, C, Hn/8, Wn/8) float32 logits."""
+        request = self._request(frame.shape[0], frame.shape[1], channel_order)
+        request.infer({0: frame[None]})
+        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+
+
+def uint8_input(model: Any, channel_order: str) -> Any:
+    """Fold the engine's preprocessing into ``model``: uint8 NHWC in ``channel_order`` -> normalised
+    float NCHW RGB, inside the compiled graph."""
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    ov = _import_openvino()
+    ppp = PrePostProcessor(model)
+    source = ColorFormat.BGR if channel_order == "bgr" else ColorFormat.RGB
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(source)
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
+    if channel_order == "bgr":
+        steps.convert_color(ColorFormat.RGB)
+    steps.mean([255.0 * m for m in IMAGENET_MEAN]).scale([255.0 * s for s in IMAGENET_STD])
+    return ppp.build()

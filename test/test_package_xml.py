@@ -21,7 +21,7 @@ IMPORT_KEYS = {
     "onnxruntime": "python3-onnxruntime-pip",
 }
 #: Imported, but with no rosdep key: documented as `pip install` in package.xml and the README.
-PIP_ONLY = {"openvino"}
+PIP_ONLY = {"openvino", "nncf"}
 #: Declared for what is not a Python import: the generated messages' runtime, a library preloaded.
 NOT_IMPORTED = {"rosidl_default_runtime", "gperftools"}
 

@@ -26,6 +26,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
@@ -100,6 +101,10 @@ def output_topic(camera: str, output: str, several: bool) -> str:
     """segmentation/<output> for a single camera, segmentation/<camera>/<output> for several."""
     return f"segmentation/{camera}/{output}" if several else f"segmentation/{output}"
 
+
+# The node reports every bad frame itself (counted, logged once per kind and throttle window);
+# OpenCV's own logger would add an unthrottled ERROR line per malformed png/jpeg on top.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 #: Encoding of each raw output.
 ENCODINGS = {"labels": "mono8", "color": "rgb8", "overlay": "rgb8", "confidence": "mono8"}
@@ -265,6 +270,8 @@ class SegmentationNode(LifecycleNode):
         with self._slots:
             self._running = False
             for camera in self.cameras:
+                if camera.pending is not None:  # received, never served: counted, not lost silently
+                    camera.stats.dropped()
                 camera.pending = None
             self._slots.notify_all()
         if self._worker is not None:

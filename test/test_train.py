@@ -341,3 +341,60 @@ def test_the_train_command_restarts_itself_under_tcmalloc_when_the_system_has_it
     else:
         assert "install libtcmalloc-minimal4" in done.stderr
     assert (tmp_path / "out" / "best.pt").is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# resume state on its own, without a training run
+
+
+def _optimizer_with_state(model):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model(torch.randn(2, 3, 64, 64))[0].mean().backward()  # batch 2: BN needs more than one value
+    optimizer.step()
+    return optimizer
+
+
+def test_resume_state_round_trips_model_optimizer_counters_and_rng(tmp_path):
+    from ddrnet_ros.training import RunState, load_resume, save_resume
+
+    model = create_model("ddrnet23_slim", aux=True).train()
+    optimizer = _optimizer_with_state(model)
+    state = RunState(iteration=7, best_miou=0.5, best_iteration=5, wall_time_s=12.5, last_val={"mIoU": 0.4})
+    run_config = {"variant": "ddrnet23_slim", "num_classes": 19, "aux": True}
+    torch.manual_seed(11)
+    save_resume(tmp_path / "resume.pt", model, optimizer, state, run_config)
+    expected_draw = torch.rand(3)
+
+    fresh = create_model("ddrnet23_slim", aux=True).train()
+    fresh_optimizer = torch.optim.SGD(fresh.parameters(), lr=0.01, momentum=0.9)
+    torch.manual_seed(99)
+    loaded = load_resume(tmp_path / "resume.pt", fresh, fresh_optimizer, run_config)
+    assert loaded == state
+    torch.testing.assert_close(torch.rand(3), expected_draw)  # the random stream continues where it was
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value, msg=key)
+    momentum = [s["momentum_buffer"] for s in fresh_optimizer.state_dict()["state"].values()]
+    assert momentum and all(m is not None for m in momentum)
+    assert not (tmp_path / "resume.pt.tmp").exists()  # written atomically
+
+
+@pytest.mark.parametrize("key, value", [("variant", "ddrnet39"), ("num_classes", 3), ("aux", False)])
+def test_resume_refuses_a_run_of_another_model_naming_what_differs(tmp_path, key, value):
+    from ddrnet_ros.training import RunState, TrainingError, load_resume, save_resume
+
+    model = create_model("ddrnet23_slim", aux=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    run_config = {"variant": "ddrnet23_slim", "num_classes": 19, "aux": True}
+    save_resume(tmp_path / "resume.pt", model, optimizer, RunState(), run_config)
+    with pytest.raises(TrainingError, match=f"{key}="):
+        load_resume(tmp_path / "resume.pt", model, optimizer, {**run_config, key: value})
+
+
+def test_the_train_config_is_the_parsed_command_line_typed_and_flattened(camvid_root, tmp_path):
+    from ddrnet_ros.training.config import TrainConfig
+
+    args = command.parse_args(["--data", "camvid:3", "--data", "synthetic", "--camvid-root", str(camvid_root),
+                               "--output", str(tmp_path), "--crop", "48x64", "--class-config", "x.yaml"])
+    config = TrainConfig.from_args(args)
+    assert config.data == [("camvid", 3.0), ("synthetic", 1.0)] and config.crop == (48, 64)
+    assert config.classes == "x.yaml" and config.argv[:2] == ("--data", "camvid:3")

@@ -33,7 +33,7 @@ LOG = logging.getLogger("ddrnet_ros.train")
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--variant", default=DEFAULT_VARIANT, choices=sorted(VARIANTS), help="DDRNet variant")
-    model.add_argument("--classes", default=None, metavar="YAML",
+    model.add_argument("--class-config", "--classes", dest="classes", default=None, metavar="YAML",
                        help="class config (names, colours); default: the built-in Cityscapes 19 classes")
     model.add_argument("--init", default=None, metavar="CKPT",
                        help="fine-tune from this checkpoint (official or ours); a different class count "

@@ -12,7 +12,7 @@ import argparse
 import math
 from collections.abc import Callable, Sized
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,41 +32,42 @@ class SourceError(ValueError):
 VALIDATION_SEED_OFFSET = 1_000_000
 
 
-def _synthetic(args: argparse.Namespace, train: bool) -> Dataset:
+def _synthetic(settings: Any, train: bool) -> Dataset:
     from . import synthetic
 
     if train:
         start = synthetic.TRAIN_SEED_RANGE.start
-        return SyntheticScenes(range(start, start + args.train_seeds), args.height, args.width,
-                               cache_dir=args.cache_dir)
+        return SyntheticScenes(range(start, start + settings.train_seeds), settings.height, settings.width,
+                               cache_dir=settings.cache_dir)
     start = int(synthetic.HELDOUT_SEED_START) + VALIDATION_SEED_OFFSET
-    return SyntheticScenes(range(start, start + args.val_seeds), args.height, args.width, cache_dir=args.cache_dir)
+    return SyntheticScenes(range(start, start + settings.val_seeds), settings.height, settings.width,
+                           cache_dir=settings.cache_dir)
 
 
-def _cityscapes(args: argparse.Namespace, train: bool) -> Dataset:
-    if not args.cityscapes_root:
+def _cityscapes(settings: Any, train: bool) -> Dataset:
+    if not settings.cityscapes_root:
         raise SourceError("--data cityscapes needs --cityscapes-root")
-    return CityscapesDataset(args.cityscapes_root, args.train_split if train else args.val_split)
+    return CityscapesDataset(settings.cityscapes_root, settings.train_split if train else settings.val_split)
 
 
-def _camvid(args: argparse.Namespace, train: bool) -> Dataset:
-    if not args.camvid_root:
+def _camvid(settings: Any, train: bool) -> Dataset:
+    if not settings.camvid_root:
         raise SourceError("--data camvid needs --camvid-root DIR (SegNet's CamVid layout: train/, trainannot/, "
                           "val/, valannot/, test/, testannot/)")
-    return CamVidDataset(args.camvid_root, "train" if train else "val")
+    return CamVidDataset(settings.camvid_root, "train" if train else "val")
 
 
-def _bag(args: argparse.Namespace, train: bool) -> Dataset:
-    if not args.bag or not args.val_bag:
+def _bag(settings: Any, train: bool) -> Dataset:
+    if not settings.bag or not settings.val_bag:
         raise SourceError("--data bag needs --bag (training) and --val-bag (validation)")
-    return BagDataset(args.bag if train else args.val_bag, args.image_topic, args.label_topic)
+    return BagDataset(settings.bag if train else settings.val_bag, settings.image_topic, settings.label_topic)
 
 
 @dataclass(frozen=True)
 class SourceSpec:
     """How to build one kind of data source, and how it trains by default."""
 
-    build: Callable[[argparse.Namespace, bool], Dataset]   # (args, train?) -> dataset
+    build: Callable[[Any, bool], Dataset]   # (run settings: TrainConfig or alike, train?) -> dataset
     real: bool                                             # frames from a real camera
     scale_flags: tuple[str, str] = ("scale_min", "scale_max")
 

@@ -13,7 +13,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -22,6 +21,7 @@ from ..classes import ClassMap
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..model import CheckpointError, DDRNet
 from ..model.checkpoint import AUX_PREFIX, read_state_dict
+from .config import TrainConfig
 from .data import CAMERA_EFFECTS
 from .errors import TrainingError
 
@@ -121,7 +121,7 @@ def load_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
                     last_val=json.loads(payload["last_val"]))
 
 
-def checkpoint_metadata(args: Any, class_map: ClassMap, data: dict, state: RunState,
+def checkpoint_metadata(args: TrainConfig, class_map: ClassMap, data: dict, state: RunState,
                         scores: dict | None, iteration: int) -> dict:
     return {
         "variant": args.variant,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Iterator, Sized
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from ..classes import TrainingLabelSets
 from ..data.datasets import AugmentedPairs
 from ..data.sources import SOURCES, EncodedLabels, MixedSources
 from ..data.transforms import CameraAugmentation, TrainAugmentation
+from .config import TrainConfig
 from .errors import TrainingError
 
 LOG = logging.getLogger("ddrnet_ros.train")
@@ -62,7 +63,7 @@ def worker_init(_: int) -> None:
     cv2.setNumThreads(1)
 
 
-def build_sources(args: Any) -> tuple[list[tuple[str, float, Dataset]], Dataset, dict]:
+def build_sources(args: TrainConfig) -> tuple[list[tuple[str, float, Dataset]], Dataset, dict]:
     """([(name, weight, training source)], validation source, description for the sidecar)."""
     parts = [(name, weight, SOURCES[name].build(args, True)) for name, weight in args.data]
     val_name = args.val_data or ("camvid" if any(n == "camvid" for n, _ in args.data) else args.data[0][0])
@@ -75,7 +76,7 @@ def build_sources(args: Any) -> tuple[list[tuple[str, float, Dataset]], Dataset,
     return parts, val, {"train": train, "val": _describe(val)}
 
 
-def camera_augmentation(args: Any, source: str) -> CameraAugmentation:
+def camera_augmentation(args: TrainConfig, source: str) -> CameraAugmentation:
     """The flags' camera augmentation where ``--camera-aug`` asks for it on this source, else none."""
     wanted = args.camera_aug == "all" or (args.camera_aug == "real" and SOURCES[source].real)
     if not wanted:
@@ -83,13 +84,13 @@ def camera_augmentation(args: Any, source: str) -> CameraAugmentation:
     return CameraAugmentation(p=args.aug_p, **{effect: getattr(args, f"aug_{effect}") for effect in CAMERA_EFFECTS})
 
 
-def training_set(args: Any, parts: list[tuple[str, float, Dataset]], label_sets: TrainingLabelSets,
+def training_set(args: TrainConfig, parts: list[tuple[str, float, Dataset]], label_sets: TrainingLabelSets,
                  ignore_label: int) -> AugmentedPairs | MixedSources:
     """Each source augmented its own way and re-coded to training ids, mixed by weight."""
     augmented = []
     for name, weight, source in parts:
         low, high = (getattr(args, flag) for flag in SOURCES[name].scale_flags)
-        augmentation = TrainAugmentation(crop=tuple(args.crop), scale_range=(low, high), flip=not args.no_flip,
+        augmentation = TrainAugmentation(crop=args.crop, scale_range=(low, high), flip=not args.no_flip,
                                          ignore_label=ignore_label, camera=camera_augmentation(args, name))
         augmented.append((name, weight, AugmentedPairs(EncodedLabels(source, label_sets), augmentation,
                                                        seed=args.seed)))

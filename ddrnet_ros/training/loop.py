@@ -8,6 +8,7 @@ sidecars; ``resume.pt`` to continue; ``history.jsonl`` with one line per validat
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
@@ -29,9 +30,9 @@ from torch.utils.data import DataLoader  # noqa: E402
 from ..classes import ClassMap, TrainingLabelSets  # noqa: E402
 from ..data.camvid import label_space_of  # noqa: E402
 from ..data.datasets import ValidationPairs  # noqa: E402
-from ..data.sources import flatten_data  # noqa: E402
 from ..model import INPUT_MULTIPLE, create_model, save_checkpoint  # noqa: E402
 from .checkpointing import RESUME_FILE, RunState, checkpoint_metadata, init_from_checkpoint, load_resume, save_resume  # noqa: E402
+from .config import TrainConfig  # noqa: E402
 from .data import EpochBatches, build_sources, training_set, worker_init  # noqa: E402
 from .errors import TrainingError  # noqa: E402
 from .losses import DDRNetLoss, OhemCrossEntropy  # noqa: E402
@@ -64,7 +65,7 @@ class StopFlag:
         return previous
 
 
-def check_args(args: Any) -> None:
+def check_args(args: TrainConfig) -> None:
     """One-line TrainingError for the first setting that cannot work."""
     for name in ("height", "width"):
         if getattr(args, name) % INPUT_MULTIPLE:
@@ -92,9 +93,9 @@ def check_args(args: Any) -> None:
 
 
 class Trainer:
-    """One training run: data, model, optimiser and the files it writes, built from ``args``."""
+    """One training run: data, model, optimiser and the files it writes, built from its config."""
 
-    def __init__(self, args: Any) -> None:
+    def __init__(self, args: TrainConfig) -> None:
         check_args(args)
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -103,7 +104,6 @@ class Trainer:
         self.output = Path(args.output)
         self.output.mkdir(parents=True, exist_ok=True)
         self.class_map = ClassMap.load(args.classes)
-        args.data = flatten_data(args.data)
         parts, val_source, self.data_description = build_sources(args)
         spaces = [space for _, _, source in parts if (space := label_space_of(source)) is not None]
         label_sets = TrainingLabelSets.build(self.class_map, spaces)
@@ -255,6 +255,7 @@ class Trainer:
         return summary
 
 
-def train(args: Any) -> dict:
-    """Run the training described by parsed ``ddrnet-ros train`` arguments; returns a summary dict."""
-    return Trainer(args).run()
+def train(args: TrainConfig | argparse.Namespace) -> dict:
+    """Run the training described by a config (or parsed ``ddrnet-ros train`` arguments); returns a summary."""
+    config = args if isinstance(args, TrainConfig) else TrainConfig.from_args(args)
+    return Trainer(config).run()

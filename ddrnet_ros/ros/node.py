@@ -102,9 +102,20 @@ def output_topic(camera: str, output: str, several: bool) -> str:
     return f"segmentation/{camera}/{output}" if several else f"segmentation/{output}"
 
 
-# The node reports every bad frame itself (counted, logged once per kind and throttle window);
-# OpenCV's own logger would add an unthrottled ERROR line per malformed png/jpeg on top.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+def silence_opencv_log() -> None:
+    """The node reports every bad frame itself (counted, logged once per kind and throttle window);
+    OpenCV's own logger would add an unthrottled ERROR line per malformed png/jpeg on top.
+    OpenCV 5 has cv2.utils.logging, 4.x cv2.setLogLevel (0: silent)."""
+    logging_module = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_module is not None:
+        logging_module.setLogLevel(logging_module.LOG_LEVEL_SILENT)
+    elif hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(0)
+
+
+silence_opencv_log()
 
 #: Encoding of each raw output.
 ENCODINGS = {"labels": "mono8", "color": "rgb8", "overlay": "rgb8", "confidence": "mono8"}

@@ -31,5 +31,10 @@ def test_the_code_is_ruff_clean() -> None:
 @pytest.mark.timeout(MYPY_TIMEOUT_S + 60)
 def test_the_package_type_checks() -> None:
     pytest.importorskip("mypy", reason="mypy is not installed (scripts/requirements.txt, lint group)")
+    import numpy as np
+
+    if int(np.__version__.split(".")[0]) < 2:
+        pytest.skip("types are checked against the stubs of the pinned set (NumPy 2, OpenCV 5) by make test; "
+                    f"this is NumPy {np.__version__} (make test-compat)")
     result = run_tool(["mypy"], timeout_s=MYPY_TIMEOUT_S)
     assert result.returncode == 0, f"mypy found type errors:\n{result.stdout}{result.stderr}"

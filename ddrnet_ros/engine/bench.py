@@ -76,7 +76,7 @@ class OfficialOnOpenVino:
             sized.reshape({sized.input(0).get_any_name(): ov.PartialShape([1, 3, *image.shape[:2]])})
             self._request = self.core.compile_model(sized, "CPU", self.config).create_infer_request()
             self._frame = normalise_numpy(image)[None]  # prepared outside the timing: the peer's favour
-            self._shape = image.shape[:2]
+            self._shape = (image.shape[0], image.shape[1])
         self._request.infer({0: self._frame})
 
 

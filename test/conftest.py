@@ -52,6 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
     global _session_lock
     domain_id, _session_lock = _claim_domain_id()
     os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+    # Quantized models made by tests (random weights) stay out of the user's cache.
+    os.environ["DDRNET_ROS_CACHE"] = tempfile.mkdtemp(prefix="ddrnet_ros_test_cache_")
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     for name in ("ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS"):  # deprecated / would widen discovery
         os.environ.pop(name, None)

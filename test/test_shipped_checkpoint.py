@@ -35,8 +35,8 @@ def test_shipped_checkpoint_has_the_official_key_layout_and_its_metadata():
     assert meta["variant"] == DEFAULT_VARIANT
     assert meta["sha256"] == sha256_of(path)
     assert len(meta["class_names"]) == len(meta["palette"]) == 19
-    assert meta["network_input_size"] == [384, 768]
-    assert 0.0 < meta["heldout"]["mIoU"] <= 1.0
+    assert meta["network_input_size"] == [720, 960]
+    assert 0.0 < meta["heldout"]["mIoU"] <= 1.0 and 0.0 < meta["camvid_test"]["mIoU"] <= 1.0
 
 
 @pytest.mark.parametrize("offset", [500, 501])

@@ -76,7 +76,7 @@ def write_int8(loaded: LoadedModel, onnx: bytes, output: Path, camvid_root: str 
         raise RuntimeError("--precision int8 needs the openvino and nncf packages: pip install openvino nncf")
     import openvino as ov
 
-    key = loaded.checkpoint_sha256 or "random"
+    key = loaded.weights_key
     artifact = find_artifact(key) or calibrate(ov.Core().read_model(onnx), key, camvid_root=camvid_root)
     target = output.with_suffix(".int8.xml")
     for suffix in (".xml", ".bin", ".json"):

@@ -7,6 +7,7 @@ package, the default) or ``random`` (seeded random weights, for tests and benchm
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,9 +61,25 @@ class LoadedModel:
         return self.class_map.num_classes
 
     @property
+    def weights_key(self) -> str:
+        """What identifies these weights for caches (a quantized model): the checkpoint's sha256,
+        or for in-memory and random weights a sha256 of the tensors themselves, never a shared name."""
+        return self.checkpoint_sha256 or weights_fingerprint(self.module)
+
+    @property
     def network_input_size(self) -> Any:
         """The network size the checkpoint's quality was measured at (sidecar), or None."""
         return self.metadata.get("network_input_size")
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """sha256 over a module's state_dict (names, shapes and bytes), in registration order."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def resolve_class_map(class_map: ClassMap | str | Path | None, metadata: dict[str, Any], source: str) -> ClassMap:

@@ -82,7 +82,7 @@ class Segmenter:
         self.optimize = optimize
         loaded = self._load(config, model)
         #: why backend/precision ``auto`` became what they are (empty when nothing was auto)
-        config, self.choices = config.resolve_auto(loaded.checkpoint_sha256 or "random")
+        config, self.choices = config.resolve_auto(loaded.weights_key)
         for line in self.choices:
             log.info(line)
         self.config = config
@@ -101,7 +101,7 @@ class Segmenter:
             check_cuda_precision(config.precision, self.device)
         self.backend: NetworkBackend = create_backend(config.backend, loaded.module, self.device, config.precision,
                                                       config.channels_last, config.num_threads, optimize,
-                                                      model_key=loaded.checkpoint_sha256 or "random")
+                                                      model_key=loaded.weights_key)
         self._cuda: CudaPipeline | None = None
         if self.device.startswith("cuda"):
             assert isinstance(self.backend, TorchModel)  # the only backend that runs on CUDA (validate)

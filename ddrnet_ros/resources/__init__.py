@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_CHECKPOINT_NAME = "ddrnet23_slim_synthetic.pt"
+DEFAULT_CHECKPOINT_NAME = "ddrnet23_slim_roads.pt"
 DEFAULT_VARIANT = "ddrnet23_slim"
 
 
@@ -16,5 +16,5 @@ def resource_path(name: str) -> Path:
 
 
 def default_checkpoint() -> Path:
-    """The shipped DDRNet-23-slim checkpoint trained on the synthetic driving scenes."""
+    """The shipped DDRNet-23-slim checkpoint: real roads (CamVid) and the synthetic scenes."""
     return resource_path(DEFAULT_CHECKPOINT_NAME)

@@ -150,3 +150,15 @@ def test_export_int8_writes_the_quantized_ir_beside_the_onnx_and_fills_the_cache
     assert out.is_file() and out.with_suffix(".int8.xml").is_file() and out.with_suffix(".int8.bin").is_file()
     assert "labels agree with fp32" in capsys.readouterr().out
     assert find_artifact(load_model("ddrnet23_slim", checkpoint).checkpoint_sha256) is not None
+
+
+def test_in_memory_weights_get_their_own_cache_key_never_a_shared_name():
+    import torch
+
+    from ddrnet_ros.engine.loading import load_model, wrap_model
+
+    torch.manual_seed(1)
+    a = wrap_model(create_model("ddrnet23_slim"), "ddrnet23_slim")
+    b = wrap_model(create_model("ddrnet23_slim"), "ddrnet23_slim")
+    assert a.weights_key != b.weights_key  # a quantized model of one is never served for the other
+    assert load_model("ddrnet23_slim", "random").weights_key == load_model("ddrnet23_slim", "random").weights_key

@@ -29,17 +29,22 @@ LAUNCH_FILE = Path(get_package_share_directory("ddrnet_ros")) / "launch" / "segm
 exit_codes: list[int] = []
 
 
-@launch_pytest.fixture
-def segmentation_launch():
-    """The installed launch file with a random-weight model on the CPU and a remapped camera topic."""
+def installed_launch(**arguments: str) -> LaunchDescription:
+    """The installed launch file with a random-weight model on the CPU, these arguments, and the
+    node's exit code recorded."""
     exit_codes.clear()
     return LaunchDescription([
         IncludeLaunchDescription(PythonLaunchDescriptionSource(str(LAUNCH_FILE)),
-                                 launch_arguments={"checkpoint": "random", "device": "cpu",
-                                                   "camera_topic": "/launch_test/image"}.items()),
+                                 launch_arguments={"checkpoint": "random", "device": "cpu", **arguments}.items()),
         RegisterEventHandler(OnProcessExit(on_exit=lambda event, context: exit_codes.append(event.returncode))),
         launch_pytest.actions.ReadyToTest(),
     ])
+
+
+@launch_pytest.fixture
+def segmentation_launch():
+    """A remapped camera topic, autostart."""
+    return installed_launch(camera_topic="/launch_test/image")
 
 
 @pytest.mark.launch(fixture=segmentation_launch)
@@ -82,14 +87,7 @@ def test_launch_file_starts_a_node_that_labels_a_published_image_and_shuts_down_
 @launch_pytest.fixture
 def waiting_launch():
     """autostart:=false: the node waits unconfigured for lifecycle commands."""
-    exit_codes.clear()
-    return LaunchDescription([
-        IncludeLaunchDescription(PythonLaunchDescriptionSource(str(LAUNCH_FILE)),
-                                 launch_arguments={"checkpoint": "random", "device": "cpu", "autostart": "false",
-                                                   "namespace": "waiting"}.items()),
-        RegisterEventHandler(OnProcessExit(on_exit=lambda event, context: exit_codes.append(event.returncode))),
-        launch_pytest.actions.ReadyToTest(),
-    ])
+    return installed_launch(autostart="false", namespace="waiting")
 
 
 @pytest.mark.launch(fixture=waiting_launch)

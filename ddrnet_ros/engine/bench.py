@@ -59,10 +59,10 @@ class OfficialOnOpenVino:
     def __init__(self, module: torch.nn.Module, threads: int) -> None:
         import openvino as ov
 
-        from .onnx_export import export_onnx
+        from .backends.openvino_backend import float_openvino_model
 
         self.core = ov.Core()
-        self.model = self.core.read_model(export_onnx(module, 64, 128, dynamic=True, fold_bn=False))
+        self.model = float_openvino_model(module, self.core, fold_bn=False)  # the official network, as is
         self.config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
         self._request: Any = None
         self._shape: tuple[int, int] | None = None

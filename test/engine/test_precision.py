@@ -129,9 +129,9 @@ def test_int8_without_nncf_or_a_calibrated_model_names_the_package(checkpoint, c
 def _float_model(module):
     import openvino as ov
 
-    from ddrnet_ros.engine.onnx_export import export_onnx
+    from ddrnet_ros.engine.backends.openvino_backend import float_openvino_model
 
-    return ov.Core().read_model(export_onnx(module, 64, 128, dynamic=True))
+    return float_openvino_model(module, ov.Core())
 
 
 @needs_nncf

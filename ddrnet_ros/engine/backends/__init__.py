@@ -18,7 +18,7 @@ from torch import nn
 
 from ..quantize import Int8Artifact, calibrate, find_artifact
 from .onnxruntime_backend import OnnxRuntimeModel
-from .openvino_backend import OpenVinoModel
+from .openvino_backend import OpenVinoModel, _import_openvino, float_openvino_model
 from .torch_backend import TorchModel
 
 
@@ -81,11 +81,7 @@ def int8_artifact(model: nn.Module, model_key: str) -> Int8Artifact:
     if importlib.util.find_spec("nncf") is None:
         raise RuntimeError("precision int8 needs the nncf package to calibrate (pip install nncf), or a model "
                            "calibrated before: ddrnet-ros export --precision int8")
-    import openvino as ov
-
-    from ..onnx_export import export_onnx
-
-    float_model = ov.Core().read_model(export_onnx(model, 64, 128, dynamic=True))
+    float_model = float_openvino_model(model, _import_openvino().Core())
     return calibrate(float_model, model_key, camvid_root=os.environ.get("DDRNET_ROS_CAMVID") or None)
 
 

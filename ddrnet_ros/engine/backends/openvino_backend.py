@@ -52,7 +52,13 @@ def openvino_model_for(model: nn.Module, precision: str, int8_xml: Path | None, 
         if int8_xml is None:
             raise RuntimeError("precision int8 needs a quantized model (ddrnet_ros.engine.quantize)")
         return core.read_model(str(int8_xml))
-    return core.read_model(export_onnx(model, 64, 128, dynamic=True))  # ONNX bytes, no temp file
+    return float_openvino_model(model, core)
+
+
+def float_openvino_model(model: nn.Module, core: Any, fold_bn: bool = True) -> Any:
+    """The network as an OpenVINO model with free height and width, read from the in-memory ONNX
+    export (no temporary file): what fp32/bf16 compile, int8 calibrates and the bench's peer runs."""
+    return core.read_model(export_onnx(model, 64, 128, dynamic=True, fold_bn=fold_bn))
 
 
 class OpenVinoModel:

@@ -7,7 +7,8 @@ Arguments left empty keep the params file's value; camera_topic remaps the defau
 ``camera/image_raw`` input (multi-camera setups name their topics in the params file).
 ``autostart`` (default true) lets the node configure and activate itself; with false it waits
 in ``unconfigured`` for ``ros2 lifecycle set /segmentation_node configure`` (then ``activate``),
-as a lifecycle manager would drive it.
+as a lifecycle manager would drive it. ``respawn:=true`` restarts the process when it exits:
+after an engine fault (a broken GPU context) the node finalizes itself and exits with status 1.
 """
 
 import os
@@ -20,6 +21,8 @@ from launch_ros.actions import LifecycleNode
 from launch import LaunchDescription
 
 TRUE_WORDS = ("true", "1", "yes")
+#: Seconds between an exit and the restart with respawn:=true (a crash loop stays slow).
+RESPAWN_DELAY_S = 2.0
 
 
 def _node(context):
@@ -41,6 +44,8 @@ def _node(context):
         ros_arguments=["--log-level", arg("log_level")],
         output="screen",
         emulate_tty=True,
+        respawn=arg("respawn").lower() in TRUE_WORDS,
+        respawn_delay=RESPAWN_DELAY_S,
     )]
 
 
@@ -59,6 +64,8 @@ def generate_launch_description():
                               description="configure and activate at start (false: wait for lifecycle commands)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock (bag replay)"),
+        DeclareLaunchArgument("respawn", default_value="false",
+                              description="restart the node when it exits (it exits 1 after an engine fault)"),
         DeclareLaunchArgument("log_level", default_value="info", description="debug, info, warn, error"),
         OpaqueFunction(function=_node),
     ])

@@ -5,6 +5,8 @@ OpenVINO) with shared preprocessing (:mod:`.preprocess`) and postprocessing (:mo
 """
 
 from .config import BACKENDS, PRECISIONS, EngineConfigError, SegmenterConfig
+from .faults import EngineFault
 from .segmenter import SegmentationResult, Segmenter
 
-__all__ = ["BACKENDS", "PRECISIONS", "EngineConfigError", "SegmentationResult", "Segmenter", "SegmenterConfig"]
+__all__ = ["BACKENDS", "PRECISIONS", "EngineConfigError", "EngineFault", "SegmentationResult", "Segmenter",
+           "SegmenterConfig"]

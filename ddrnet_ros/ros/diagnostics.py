@@ -107,10 +107,13 @@ def _ms(value: float) -> str:
     return "nan" if value != value else f"{value:.1f}"
 
 
-def camera_status(report: CameraReport, node_name: str, device: str, engine: str = "") -> DiagnosticStatus:
-    """The DiagnosticStatus of one camera's window: ERROR when inference failed, WARN on bad input,
-    STALE when no image arrived (the camera stopped, or never started)."""
-    if report.failed:
+def camera_status(report: CameraReport, node_name: str, device: str, engine: str = "",
+                  engine_fault: str | None = None) -> DiagnosticStatus:
+    """The DiagnosticStatus of one camera's window: ERROR when the engine failed (for good, or on some
+    frames), WARN on bad input, STALE when no image arrived (the camera stopped, or never started)."""
+    if engine_fault is not None:
+        level, message = DiagnosticStatus.ERROR, f"engine fault, node stopping: {engine_fault}"
+    elif report.failed:
         level, message = DiagnosticStatus.ERROR, f"inference failed on {report.failed} frame(s)"
     elif report.bad_input:
         level, message = DiagnosticStatus.WARN, f"{report.bad_input} bad input frame(s) skipped"

@@ -41,7 +41,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from ddrnet_ros.encodings import DecodedImage, ImageDecodeError
-from ddrnet_ros.engine import Segmenter
+from ddrnet_ros.engine import EngineFault, Segmenter
 from ddrnet_ros.msg import SegmentationInfo
 from ddrnet_ros.ros import qos
 from ddrnet_ros.ros.conversions import (
@@ -147,6 +147,10 @@ class SegmentationNode(LifecycleNode):
         self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         #: (camera, kind of bad input) -> when it was last logged: each kind is named, none floods
         self._bad_input_logged: dict[tuple[str, str], float] = {}
+        #: set by the worker when the engine can no longer serve frames (see _engine_failed)
+        self.engine_fault: str | None = None
+        #: the worker wakes the executor through it: lifecycle transitions run on the executor's thread
+        self._fault_signal = self.create_guard_condition(self._fail_lifecycle)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ------------------------------------------------------------------ lifecycle
@@ -256,7 +260,19 @@ class SegmentationNode(LifecycleNode):
     @logged_transition
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop()
-        return super().on_deactivate(state)
+        result = super().on_deactivate(state)
+        # after an engine fault, deactivation leads to error processing, not to a reusable inactive node
+        return TransitionCallbackReturn.ERROR if self.engine_fault is not None else result
+
+    @logged_transition
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """An engine fault ends in finalized: the device is unusable in this process, only a restart helps."""
+        self._stop()
+        self._release()
+        if self.engine_fault is None:
+            return TransitionCallbackReturn.SUCCESS  # an error of ours, not the device's: unconfigured
+        self.get_logger().error(f"finalized after an engine fault ({self.engine_fault}); restart the node")
+        return TransitionCallbackReturn.FAILURE
 
     @logged_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -375,6 +391,9 @@ class SegmentationNode(LifecycleNode):
             camera, msg, received = item
             try:
                 self._process(camera, msg, received)
+            except EngineFault as exc:  # the device is gone: every later frame would fail too
+                self._engine_failed(camera, exc)
+                return
             except Exception as exc:  # noqa: BLE001 - one failed frame must not stop the worker
                 if not self._running or not self.context.ok():
                     # shutting down: the context went away under the frame in flight; nothing is wrong
@@ -383,6 +402,34 @@ class SegmentationNode(LifecycleNode):
                 camera.stats.failed()
                 self.get_logger().error(f"camera {camera.name}: frame failed: {type(exc).__name__}: {exc}",
                                         throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _engine_failed(self, camera: Camera, exc: EngineFault) -> None:
+        """Fail loudly, once: ERROR log and diagnostics now, then the lifecycle goes to finalized.
+
+        Skipping frames after a device fault would look alive while serving nothing."""
+        camera.stats.failed()
+        cause = f" ({type(exc.__cause__).__name__})" if exc.__cause__ is not None else ""
+        self.engine_fault = f"{exc}{cause}"
+        self.get_logger().error(f"camera {camera.name}: engine fault, stopping the node: {self.engine_fault}")
+        with self._slots:
+            self._running = False
+        self._publish_diagnostics()
+        self._fault_signal.trigger()
+
+    def _fail_lifecycle(self) -> None:
+        """Executor side of an engine fault: active -> deactivating -> error processing -> finalized."""
+        if self.engine_fault is not None and self.lifecycle_state == "active":
+            self.trigger_deactivate()
+
+    @property
+    def lifecycle_state(self) -> str:
+        """The current lifecycle state's label ("unconfigured", "active", "finalized", ...)."""
+        return str(self._state_machine.current_state[1])
+
+    @property
+    def failed_for_good(self) -> bool:
+        """Finalized by an engine fault: the process should exit non-zero so a supervisor restarts it."""
+        return self.engine_fault is not None and self.lifecycle_state == "finalized"
 
     def _refuse(self, camera: Camera, reason: str) -> None:
         """Count a bad input frame and log it, at most once per WARN_THROTTLE_S for each kind of problem
@@ -456,7 +503,8 @@ class SegmentationNode(LifecycleNode):
         assert self._diagnostics_pub is not None  # created by configure
         device = str(segmenter.device)
         engine = f"{segmenter.config.backend} {segmenter.config.precision}"
-        statuses = [camera_status(c.stats.take_report(), self.get_name(), device, engine) for c in self.cameras]
+        statuses = [camera_status(c.stats.take_report(), self.get_name(), device, engine, self.engine_fault)
+                    for c in self.cameras]
         self._diagnostics_pub.publish(DiagnosticArray(header=self._header(), status=statuses))
 
 
@@ -486,14 +534,14 @@ def spin_node(args: list[str] | None = None) -> int:
                 return 1
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while not stop.is_set() and rclpy.ok():
+        while not stop.is_set() and rclpy.ok() and not node.failed_for_good:
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()  # stops the worker before the context goes
         rclpy.try_shutdown()
-    return 0
+    return 1 if node.failed_for_good else 0
 
 
 def main_ros() -> None:

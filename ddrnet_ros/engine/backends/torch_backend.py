@@ -30,6 +30,7 @@ from torch import nn
 from ddrnet_ros.classes import ClassMap, colorize_torch, overlay_torch
 from ddrnet_ros.model.folding import fold_batchnorm
 
+from ..faults import EngineFault
 from ..postprocess import apply_threshold, confidence_to_uint8, labels_and_confidence, reference_logits
 from ..preprocess import FramePlan, fill_network_input, normalisation_on
 
@@ -41,7 +42,7 @@ _CUDA_ERROR_TYPES: tuple[type[BaseException], ...] = tuple(
                 torch.cuda.OutOfMemoryError) if t is not None)
 
 
-class CudaFault(RuntimeError):
+class CudaFault(EngineFault):
     """A CUDA error during a frame: the device (or its context) is likely unusable from now on.
 
     Distinct from the per-frame failures a caller may skip (a bad image, a model bug on one

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -24,6 +25,8 @@ class _Window:
     failed: int = 0
     inference_ms: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
+    #: the outputs published in the window ("labels", "color/compressed", ...), in first-seen order
+    outputs: dict[str, None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class CameraReport:
     total_dropped: int
     total_bad_input: int
     total_failed: int
+    #: the outputs published in the window, e.g. ("labels", "color"): lazy ones only while someone reads
+    outputs: tuple[str, ...] = ()
 
     @property
     def input_rate_hz(self) -> float:
@@ -83,12 +88,14 @@ class CameraStats:
         """A well-formed frame the engine could not segment (the node's fault, not the camera's)."""
         self._count("failed")
 
-    def published(self, inference_ms: float, latency_ms: float) -> None:
+    def published(self, inference_ms: float, latency_ms: float, outputs: Iterable[str] = ()) -> None:
+        """A frame was served; ``outputs`` are the topics (relative names) it was published on."""
         with self._lock:
             self._window.published += 1
             self._totals.published += 1
             self._window.inference_ms.append(inference_ms)
             self._window.latency_ms.append(latency_ms)
+            self._window.outputs.update(dict.fromkeys(outputs))
 
     def take_report(self) -> CameraReport:
         """Close the current window and return it; the next window starts now."""
@@ -100,7 +107,7 @@ class CameraStats:
             totals = (t.received, t.published, t.dropped, t.bad_input, t.failed)
         return CameraReport(self.camera, seconds, w.received, w.published, w.dropped, w.bad_input, w.failed,
                             LatencyStats.from_samples(w.inference_ms), LatencyStats.from_samples(w.latency_ms),
-                            *totals)
+                            *totals, outputs=tuple(w.outputs))
 
 
 def _ms(value: float) -> str:
@@ -139,6 +146,7 @@ def camera_status(report: CameraReport, node_name: str, device: str, engine: str
         "latency_p95_ms": _ms(report.latency.p95_ms),
         "device": device,
         "engine": engine,  # backend and precision that run, e.g. "openvino bf16"
+        "outputs": ", ".join(report.outputs),  # what was rendered and published in the window
     }
     return DiagnosticStatus(level=level, name=f"{node_name}: {report.camera}", message=message,
                             hardware_id=device, values=[KeyValue(key=k, value=v) for k, v in values.items()])

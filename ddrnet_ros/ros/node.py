@@ -55,6 +55,7 @@ from ddrnet_ros.ros.conversions import (
 )
 from ddrnet_ros.ros.diagnostics import CameraStats, camera_status
 from ddrnet_ros.ros.params import CameraSettings, NodeSettings, check_live_change, declare_parameters, read_settings
+from ddrnet_ros.ros.readers import ReaderWatch
 
 NODE_NAME = "segmentation_node"
 #: Seconds between two warnings about the same kind of bad input.
@@ -72,10 +73,16 @@ class Camera:
     publishers: dict[str, Any]
     #: <output>/compressed publishers (png labels/confidence, jpeg color/overlay), lazy like the raw ones
     compressed: dict[str, Any] = field(default_factory=dict)
+    #: "<output>" and "<output>/compressed" -> whether that lazy publisher has a live reader
+    watches: dict[str, ReaderWatch] = field(init=False, repr=False)
     subscription: Any = None
     reliability: ReliabilityPolicy | None = None
     #: newest unprocessed (message, monotonic receive time), guarded by the node's lock
     pending: tuple[Any, float] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.watches = {**{name: ReaderWatch(p) for name, p in self.publishers.items()},
+                        **{f"{name}/compressed": ReaderWatch(p) for name, p in self.compressed.items()}}
 
     @property
     def name(self) -> str:
@@ -147,6 +154,8 @@ class SegmentationNode(LifecycleNode):
         self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         #: (camera, kind of bad input) -> when it was last logged: each kind is named, none floods
         self._bad_input_logged: dict[tuple[str, str], float] = {}
+        #: (camera, output) -> when its pause for an unresponsive reader was last logged
+        self._pause_logged: dict[tuple[str, str], float] = {}
         #: set by the worker when the engine can no longer serve frames (see _engine_failed)
         self.engine_fault: str | None = None
         #: the worker wakes the executor through it: lifecycle transitions run on the executor's thread
@@ -467,8 +476,9 @@ class SegmentationNode(LifecycleNode):
             return
         settings, segmenter = self._configured()
         pubs, packed = camera.publishers, camera.compressed
-        raw = {name: pubs[name].get_subscription_count() > 0 for name in self.OUTPUTS}
-        small = {name: packed[name].get_subscription_count() > 0 for name in self.OUTPUTS}
+        # labels always: planners' latched expectation of the topic
+        raw = {name: name == "labels" or self._wanted(camera, name, started) for name in self.OUTPUTS}
+        small = {name: self._wanted(camera, f"{name}/compressed", started) for name in self.OUTPUTS}
         wants = {name: raw[name] or small[name] for name in self.OUTPUTS}
         result = segmenter.segment(
             image.pixels, channel_order=image.channel_order, want_color=wants["color"],
@@ -478,21 +488,48 @@ class SegmentationNode(LifecycleNode):
         header = msg.header
         outputs = {"labels": result.labels, "color": result.color, "overlay": result.overlay,
                    "confidence": result.confidence}
+        sent: list[str] = []
         for name in self.OUTPUTS:
             pixels = outputs[name]
             if pixels is None:  # segment() returns each output it was asked for
                 continue
-            if raw[name] or name == "labels":  # labels always: planners' latched expectation of the topic
+            if raw[name]:
                 pubs[name].publish(image_msg(pixels, ENCODINGS[name], header))
+                sent.append(name)
             if small[name]:
                 packed[name].publish(compressed_image_msg(pixels, name, header))
+                sent.append(f"{name}/compressed")
         latency_ms = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
-        camera.stats.published(result.inference_ms, latency_ms)
+        camera.stats.published(result.inference_ms, latency_ms, sent)
         done = time.monotonic()
         self.get_logger().debug(
             f"camera {camera.name}: frame {header.stamp.sec}.{header.stamp.nanosec:09d} waited "
             f"{(started - received) * 1e3:.2f} ms, inference {result.inference_ms:.2f} ms, "
             f"in node {(done - received) * 1e3:.2f} ms, end-to-end {latency_ms:.2f} ms")
+
+    def _wanted(self, camera: Camera, output: str, now: float) -> bool:
+        """Render ``output`` ("color", "overlay/compressed", ...) for this frame? Only for a live reader:
+        see ddrnet_ros.ros.readers. Says so when its only reader stops acknowledging (a dead subscriber
+        would otherwise cost a render per frame until DDS drops it, 20 s with Fast DDS defaults)."""
+        watch = camera.watches[output]
+        was_paused = watch.paused
+        wanted = watch.wanted(now)
+        if watch.paused and not was_paused:
+            self._log_pause(camera, output, watch, now)
+        elif was_paused and not watch.paused:
+            self.get_logger().debug(f"camera {camera.name}: {watch.publisher.topic_name} rendered again "
+                                    f"({'its reader acknowledged' if wanted else 'no reader left'})")
+        return wanted
+
+    def _log_pause(self, camera: Camera, output: str, watch: ReaderWatch, now: float) -> None:
+        """One INFO line per output and WARN_THROTTLE_S: a slow reader may pause and resume often."""
+        if now - self._pause_logged.get((camera.name, output), -WARN_THROTTLE_S) < WARN_THROTTLE_S:
+            return
+        self._pause_logged[(camera.name, output)] = now
+        self.get_logger().info(
+            f"camera {camera.name}: the only reader of {watch.publisher.topic_name} has not acknowledged "
+            f"for {watch.unacked_limit_s:g} s (dead, stopped or far behind); not rendering it until it "
+            "acknowledges or DDS drops it")
 
     # ------------------------------------------------------------------ outputs
     def _header(self) -> Header:

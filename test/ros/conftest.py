@@ -1,14 +1,18 @@
 """ROS fixtures of the node tests: a real rclpy executor with the node under test and a probe node.
 
 The probe publishes camera images and collects what the node publishes, over real DDS on the
-test's own domain (rclpy_context from test/conftest.py).
+test's own domain (rclpy_context from test/conftest.py). ``node_process`` starts the installed node
+executable in a process of its own instead, as launch does.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,8 @@ import pytest
 
 #: Seconds a test waits for DDS traffic before it fails.
 WAIT_S = 30.0
+#: The shipped params file, which the node processes of the tests start with.
+PARAMS = Path(__file__).resolve().parents[2] / "config" / "segmentation.yaml"
 
 
 class Harness:
@@ -153,3 +159,40 @@ def image_message(pixels: np.ndarray, encoding: str = "rgb8", stamp: tuple[int, 
 @pytest.fixture
 def make_image_msg() -> Callable[..., Any]:
     return image_message
+
+
+@dataclass
+class NodeProcess:
+    """The node in its own process, its stdout and stderr in one file (a pipe could fill and block it)."""
+
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def node_process(ros_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    """Start the installed node executable (as launch does) with the params file and these ROS arguments."""
+    from ament_index_python.packages import get_package_prefix
+
+    executable = Path(get_package_prefix("ddrnet_ros")) / "lib" / "ddrnet_ros" / "segmentation_node"
+    env = {**ros_env, "PATH": f"{Path(sys.executable).parent}:{ros_env.get('PATH', '')}"}
+    started: list[NodeProcess] = []
+
+    def start(*ros_args: str) -> NodeProcess:
+        log_path = tmp_path / f"node{len(started)}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [str(executable), "--ros-args", "--params-file", str(PARAMS), "-p", "checkpoint:=random",
+                 "-p", "device:=cpu", *ros_args],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        started.append(NodeProcess(process, log_path))
+        return started[-1]
+
+    yield start
+    for node in started:
+        if node.process.poll() is None:
+            node.process.kill()
+        node.process.wait()

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +35,6 @@ from sensor_msgs.msg import CompressedImage, Image
 from ddrnet_ros.encodings import encode_compressed
 from ddrnet_ros.ros.node import WARN_THROTTLE_S
 
-ROOT = Path(__file__).resolve().parents[2]
-PARAMS = ROOT / "config" / "segmentation.yaml"
 #: The single camera's topic (the node's default camera).
 TOPIC = "/camera/image_raw"
 #: Seconds between /diagnostics messages of the node under test: short, so that totals are read fast.
@@ -164,43 +159,6 @@ def bad_image_kinds(log: str) -> dict[str, int]:
         kind = re.sub(r"\d+", "#", reason)
         kinds[kind] = kinds.get(kind, 0) + 1
     return kinds
-
-
-@dataclass
-class NodeProcess:
-    """The node in its own process, its stdout and stderr in one file (a pipe could fill and block it)."""
-
-    process: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-
-@pytest.fixture
-def node_process(ros_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
-    """Start the installed node executable (as launch does) with the params file and these ROS arguments."""
-    from ament_index_python.packages import get_package_prefix
-
-    executable = Path(get_package_prefix("ddrnet_ros")) / "lib" / "ddrnet_ros" / "segmentation_node"
-    env = {**ros_env, "PATH": f"{Path(sys.executable).parent}:{ros_env.get('PATH', '')}"}
-    started: list[NodeProcess] = []
-
-    def start(*ros_args: str) -> NodeProcess:
-        log_path = tmp_path / f"node{len(started)}.log"
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(
-                [str(executable), "--ros-args", "--params-file", str(PARAMS), "-p", "checkpoint:=random",
-                 "-p", "device:=cpu", *ros_args],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        started.append(NodeProcess(process, log_path))
-        return started[-1]
-
-    yield start
-    for node in started:
-        if node.process.poll() is None:
-            node.process.kill()
-        node.process.wait()
 
 
 def test_a_storm_of_malformed_frames_is_counted_as_bad_input_logged_throttled_and_good_frames_are_still_served(

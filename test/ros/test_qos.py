@@ -60,3 +60,13 @@ def test_the_fastdds_profile_is_shipped_and_sizes_shared_memory_for_large_images
     segment = int(root.find(".//d:transport_descriptor[d:type='SHM']/d:segment_size", ns).text)
     assert segment >= 3 * 2048 * 1024 * 3  # several 2048x1024 rgb8 samples fit
     assert root.find(".//d:transport_descriptor[d:type='UDPv4']", ns) is not None  # default peers still match
+
+
+def test_the_fastdds_profile_announces_a_short_participant_lease():
+    """Peers drop a dead process that loaded the profile (a killed viewer) after its lease: 3 s, not
+    Fast DDS's 20 s; announced three times per lease, so one lost announcement is not a death."""
+    ns = {"d": "http://www.eprosima.com"}
+    discovery = ET.parse(FASTDDS_PROFILE).getroot().find(".//d:participant/d:rtps/d:builtin/d:discovery_config", ns)
+    lease = float(discovery.find("d:leaseDuration/d:sec", ns).text)
+    announcement = float(discovery.find("d:leaseAnnouncement/d:sec", ns).text)
+    assert lease <= 3 and announcement <= lease / 3

@@ -211,7 +211,7 @@ def slow_probe_segmenter() -> tuple[Segmenter, Probe]:
 
 def stream_of(seg: Segmenter, key: str) -> torch.cuda.Stream:
     assert seg._cuda is not None
-    return seg._cuda._states[key].stream
+    return seg._cuda._states[key].stream.stream
 
 
 def test_a_frame_that_raises_still_waits_for_its_stream_and_the_next_frame_works():

@@ -23,6 +23,7 @@ from ddrnet_ros.engine import EngineConfigError, Segmenter, SegmenterConfig
 from ddrnet_ros.engine.backends.torch_backend import (
     CudaFault,
     TorchModel,
+    batch_outputs,
     configure_cuda_math,
     cuda_faults,
     frame_outputs,
@@ -30,6 +31,7 @@ from ddrnet_ros.engine.backends.torch_backend import (
     synchronised_frame,
 )
 from ddrnet_ros.engine.preprocess import FramePlan, fill_network_input, normalisation, normalisation_on, plan_frame
+from ddrnet_ros.engine.requests import FrameRequest
 from ddrnet_ros.engine.segmenter import check_cuda_precision
 
 PLANS = {"native": plan_frame(30, 44), "letterbox": plan_frame(30, 44, (24, 48))}
@@ -131,6 +133,40 @@ def test_the_whole_device_frame_reads_nothing_from_the_host():
     with OpRecorder() as recorder:
         run_frame(model, PLANS["letterbox"], "bgr", image)
     assert not [op for op in recorder.ops if op.startswith(HOST_READS)]
+
+
+def test_a_batch_of_cameras_gives_each_frame_exactly_what_it_gets_alone():
+    """Cross-camera batching: one forward pass over frames of one network size but other image sizes,
+    colour orders and wanted outputs; each comes back at its own size, as it would alone."""
+    model = TorchModel(Mean8(), "cpu", fold_bn=False)
+    plans = [plan_frame(30, 44, (24, 48)), plan_frame(40, 60, (24, 48)), plan_frame(24, 48)]
+    requests = [FrameRequest(every_value_image(*plans[0].image).numpy(), "rgb", want_color=True),
+                FrameRequest(every_value_image(*plans[1].image).numpy(), "bgr", want_overlay=True,
+                             want_confidence=True),
+                FrameRequest(every_value_image(*plans[2].image).numpy()[::-1].copy(), "rgb")]
+    images = [torch.from_numpy(r.image) for r in requests]
+    batched = batch_outputs(model, model.new_frame(3, (24, 48)), images, plans, requests, LOOKUP, 2, 255,
+                            overlay_alpha=0.4, confidence_threshold=0.55)
+    for outputs, image, plan, r in zip(batched, images, plans, requests):
+        alone = frame_outputs(model, model.new_frame(1, (24, 48)), image, plan, r.channel_order, LOOKUP, 2, 255,
+                              want_color=r.want_color, want_overlay=r.want_overlay,
+                              want_confidence=r.want_confidence, overlay_alpha=0.4, confidence_threshold=0.55)
+        assert outputs.keys() == alone.keys()
+        assert outputs["labels"].shape == plan.image
+        for name in alone:
+            assert torch.equal(outputs[name], alone[name]), name
+
+
+def test_frames_are_made_in_the_layout_the_network_runs_in_so_infer_copies_nothing():
+    model = TorchModel(Mean8(), "cpu", channels_last=True, fold_bn=False)
+    frame = model.new_frame(2, (24, 48))
+    assert frame.is_contiguous(memory_format=torch.channels_last) and not frame.any()
+    plan = PLANS["letterbox"]
+    fill_network_input(frame[1:2], every_value_image(), plan, "rgb")
+    assert torch.equal(frame[1:2], reference_frame(every_value_image(), plan, "rgb")) and not frame[0].any()
+    with OpRecorder() as recorder:
+        model.infer(frame)
+    assert not [op for op in recorder.ops if op.startswith(("aten.clone", "aten.copy"))], recorder.ops
 
 
 # ----------------------------------------------------------------------------- failing frames

@@ -8,7 +8,10 @@ for the input image reused across frames, and a zero-padded network frame on the
 image goes up with a non-blocking copy; normalisation, resize, network, upsampling, argmax,
 confidence, colour and overlay all run on that stream; only the uint8 results come back, into
 pinned memory, with non-blocking copies; one synchronisation per frame, also when the frame
-fails (the buffers are reused by the next one). CUDA events time it. A CUDA error in a frame
+fails (the buffers are reused by the next one), waiting on a blocking event so the CPU core
+sleeps instead of spinning. CUDA events time it. ``run_batch`` does the same for several
+cameras' frames of one network size with one forward pass, on a stream of its own (the
+cross-camera batching of the node). A CUDA error in a frame
 is re-raised as :class:`CudaFault`: the device is likely unusable, so callers should stop
 rather than drop every frame from then on. fp32 means fp32: TF32 is switched off (process-wide)
 when an fp32 pipeline is built. Nothing here touches CUDA unless the segmenter runs on a CUDA device.
@@ -33,8 +36,11 @@ from ddrnet_ros.model.folding import fold_batchnorm
 from ..faults import EngineFault
 from ..postprocess import apply_threshold, confidence_to_uint8, labels_and_confidence, reference_logits
 from ..preprocess import FramePlan, fill_network_input, normalisation_on
+from ..requests import FrameRequest
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: The stream (and buffers) of cross-camera batches, apart from every camera's own.
+BATCH_STREAM_KEY = "\0batch"
 
 #: Exception types torch raises for CUDA failures (AcceleratorError: torch >= 2.8).
 _CUDA_ERROR_TYPES: tuple[type[BaseException], ...] = tuple(
@@ -138,6 +144,14 @@ class TorchModel:
             net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net = net
 
+    def new_frame(self, batch: int, network: tuple[int, int]) -> torch.Tensor:
+        """A zeroed (batch, 3, Hn, Wn) input on the model's device, in its dtype and memory layout.
+
+        Allocated channels_last when the network runs channels_last, so :meth:`infer` finds it in
+        that layout already instead of copying every frame into it."""
+        frame = torch.zeros((batch, 3, *network), dtype=self.dtype, device=self.device)
+        return frame.contiguous(memory_format=torch.channels_last) if self.channels_last else frame
+
     def infer(self, frame: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             x = frame.to(self.dtype)
@@ -149,15 +163,32 @@ class TorchModel:
             return out.float()
 
 
+class BlockingStream:
+    """A CUDA stream whose ``synchronize`` sleeps until the work is done instead of spinning.
+
+    ``torch.cuda.Stream.synchronize`` busy-waits a CPU core for the whole frame (CUDA's default
+    scheduling); a node with several cameras needs that core for decoding and publishing. Waiting
+    on an event made with ``blocking=True`` yields the thread instead.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.stream = torch.cuda.Stream(device=device)
+
+    def synchronize(self) -> None:
+        done = torch.cuda.Event(blocking=True)
+        done.record(self.stream)
+        done.synchronize()
+
+
 @dataclass
 class _StreamState:
-    """Per-caller CUDA resources, reused across frames."""
+    """Per-caller CUDA resources, reused across frames (a batch keeps one list per position)."""
 
-    stream: Any
+    stream: BlockingStream
     lock: threading.Lock = field(default_factory=threading.Lock)
-    host_image: torch.Tensor | None = None
+    host_images: list[torch.Tensor] = field(default_factory=list)
     frame: torch.Tensor | None = None
-    frame_plan: FramePlan | None = None
+    frame_plans: tuple[FramePlan, ...] = ()
 
 
 @dataclass
@@ -181,7 +212,31 @@ def frame_outputs(model: TorchModel, frame: torch.Tensor, image: torch.Tensor, p
     check it without a GPU.
     """
     fill_network_input(frame, image, plan, channel_order)
+    return post_outputs(model.infer(frame), image, plan, channel_order, lookup, num_classes, ignore_label,
+                        want_color=want_color, want_overlay=want_overlay, want_confidence=want_confidence,
+                        overlay_alpha=overlay_alpha, confidence_threshold=confidence_threshold)
+
+
+def batch_outputs(model: TorchModel, frame: torch.Tensor, images: list[torch.Tensor], plans: list[FramePlan],
+                  requests: list[FrameRequest], lookup: torch.Tensor, num_classes: int, ignore_label: int,
+                  overlay_alpha: float, confidence_threshold: float) -> list[dict[str, torch.Tensor]]:
+    """Several frames (one per camera) through one forward pass: ``frame`` is (N, 3, Hn, Wn), every
+    plan has that network size; then each frame's outputs at its own image size, as
+    :func:`frame_outputs` makes them. Runs on CPU tensors too (tests)."""
+    for index, (image, plan, request) in enumerate(zip(images, plans, requests)):
+        fill_network_input(frame[index:index + 1], image, plan, request.channel_order)
     logits = model.infer(frame)
+    return [post_outputs(logits[index:index + 1], image, plan, request.channel_order, lookup, num_classes,
+                         ignore_label, want_color=request.want_color, want_overlay=request.want_overlay,
+                         want_confidence=request.want_confidence, overlay_alpha=overlay_alpha,
+                         confidence_threshold=confidence_threshold)
+            for index, (image, plan, request) in enumerate(zip(images, plans, requests))]
+
+
+def post_outputs(logits: torch.Tensor, image: torch.Tensor, plan: FramePlan, channel_order: str, lookup: torch.Tensor,
+                 num_classes: int, ignore_label: int, *, want_color: bool, want_overlay: bool, want_confidence: bool,
+                 overlay_alpha: float, confidence_threshold: float) -> dict[str, torch.Tensor]:
+    """(1, C, h, w) logits of one frame -> its uint8 outputs at the image size, on the logits' device."""
     need_confidence = want_confidence or confidence_threshold > 0.0
     labels, confidence = labels_and_confidence(reference_logits(logits, plan), need_confidence)
     if confidence is not None:
@@ -220,50 +275,71 @@ class CudaPipeline:
     def _state(self, key: str) -> _StreamState:
         with self._states_lock:
             if key not in self._states:
-                self._states[key] = _StreamState(stream=torch.cuda.Stream(device=self.device))
+                self._states[key] = _StreamState(stream=BlockingStream(self.device))
             return self._states[key]
 
     def run(self, image: np.ndarray, plan: FramePlan, channel_order: str, *, want_color: bool,
             want_overlay: bool, want_confidence: bool, overlay_alpha: float, confidence_threshold: float,
             stream_key: str) -> CudaOutputs:
         """One frame on the key's stream (see :class:`CudaOutputs`); CUDA errors raise :class:`CudaFault`."""
-        state = self._state(stream_key)
-        with state.lock, torch.cuda.stream(state.stream), cuda_faults():
+        request = FrameRequest(image, channel_order, want_color, want_overlay, want_confidence, stream_key)
+        return self._run(self._state(stream_key), [request], [plan], overlay_alpha, confidence_threshold)[0]
+
+    def run_batch(self, requests: list[FrameRequest], plans: list[FramePlan], *, overlay_alpha: float,
+                  confidence_threshold: float) -> list[CudaOutputs]:
+        """Several cameras' frames of one network size in one forward pass, on the batch stream, with
+        one synchronisation; each result carries the batch's device time."""
+        if len({plan.network for plan in plans}) != 1:
+            raise ValueError("a batch needs one network size; group the frames by plan.network first")
+        return self._run(self._state(BATCH_STREAM_KEY), requests, plans, overlay_alpha, confidence_threshold)
+
+    def _run(self, state: _StreamState, requests: list[FrameRequest], plans: list[FramePlan],
+             overlay_alpha: float, confidence_threshold: float) -> list[CudaOutputs]:
+        with state.lock, torch.cuda.stream(state.stream.stream), cuda_faults():
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             with synchronised_frame(state.stream):
-                host_image = self._stage(state, image, plan)
-                start.record(state.stream)
-                image_dev = host_image.to(self.device, non_blocking=True)
-                outputs = frame_outputs(self.model, self._frame(state, plan), image_dev, plan, channel_order,
-                                        self.lookup, self.num_classes, self.ignore_label, want_color=want_color,
-                                        want_overlay=want_overlay, want_confidence=want_confidence,
-                                        overlay_alpha=overlay_alpha, confidence_threshold=confidence_threshold)
-                host = _download(outputs)
-                end.record(state.stream)
+                hosts = self._stage(state, [request.image for request in requests], plans)
+                start.record(state.stream.stream)
+                images = [host.to(self.device, non_blocking=True) for host in hosts]
+                outputs = batch_outputs(self.model, self._frame(state, plans), images, plans, requests, self.lookup,
+                                        self.num_classes, self.ignore_label, overlay_alpha, confidence_threshold)
+                downloads = [_download(frame) for frame in outputs]
+                end.record(state.stream.stream)
+            elapsed_ms = start.elapsed_time(end)
             # numpy views keep the pinned blocks alive; the caching host allocator reuses them once freed.
-            arrays = {name: tensor.numpy() for name, tensor in host.items()}
-            return CudaOutputs(labels=arrays["labels"], color=arrays.get("color"), overlay=arrays.get("overlay"),
-                               confidence=arrays.get("confidence"), inference_ms=start.elapsed_time(end))
+            return [_host_outputs(host, elapsed_ms) for host in downloads]
 
     @staticmethod
-    def _stage(state: _StreamState, image: np.ndarray, plan: FramePlan) -> torch.Tensor:
-        """``image`` copied into the key's pinned buffer, the source of a non-blocking upload.
+    def _stage(state: _StreamState, images: list[np.ndarray], plans: list[FramePlan]) -> list[torch.Tensor]:
+        """Each image copied into the state's pinned buffer for its position, the source of a
+        non-blocking upload.
 
-        The previous frame's upload finished before its synchronisation (even a failed frame's):
-        the buffer is free to overwrite.
+        The previous upload from a buffer finished before its synchronisation (even a failed
+        frame's): the buffers are free to overwrite.
         """
-        h, w = plan.image
-        if state.host_image is None or tuple(state.host_image.shape) != (h, w, 3):
-            state.host_image = torch.empty((h, w, 3), dtype=torch.uint8, pin_memory=True)
-        state.host_image.numpy()[...] = image
-        return state.host_image
+        del state.host_images[len(images):]
+        for index, (image, plan) in enumerate(zip(images, plans)):
+            shape = (*plan.image, 3)
+            if index == len(state.host_images):
+                state.host_images.append(torch.empty(shape, dtype=torch.uint8, pin_memory=True))
+            elif tuple(state.host_images[index].shape) != shape:
+                state.host_images[index] = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+            state.host_images[index].numpy()[...] = image
+        return state.host_images[:len(images)]
 
-    def _frame(self, state: _StreamState, plan: FramePlan) -> torch.Tensor:
-        """The key's zero-padded network frame, made again only when the plan changes."""
-        if state.frame is None or state.frame_plan != plan:
-            state.frame = torch.zeros((1, 3, *plan.network), dtype=self.model.dtype, device=self.device)
-            state.frame_plan = plan
+    def _frame(self, state: _StreamState, plans: list[FramePlan]) -> torch.Tensor:
+        """The state's zero-padded network frames (one per position), made again only when a plan
+        changes: a frame's padding is zeroed once and never written, so it must keep its plan."""
+        if state.frame is None or state.frame_plans != tuple(plans):
+            state.frame = self.model.new_frame(len(plans), plans[0].network)
+            state.frame_plans = tuple(plans)
         return state.frame
+
+
+def _host_outputs(host: dict[str, torch.Tensor], inference_ms: float) -> CudaOutputs:
+    arrays = {name: tensor.numpy() for name, tensor in host.items()}
+    return CudaOutputs(labels=arrays["labels"], color=arrays.get("color"), overlay=arrays.get("overlay"),
+                       confidence=arrays.get("confidence"), inference_ms=inference_ms)
 
 
 def _download(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -31,6 +31,9 @@ GATE_FRAMES = 16
 #: label agreement with fp32 an int8 model must reach to be offered by ``precision: auto``
 AGREEMENT_GATE = 0.98
 CALIBRATION_SIZE = (512, 1024)
+#: Version of the sidecar's record; a cached model made under another (2: the gate on full-resolution
+#: labels, 1 measured the 1/8 grid) is calibrated again rather than trusted.
+RECORD_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -74,7 +77,7 @@ def find_artifact(model_key: str, size: tuple[int, int] | None = None) -> Int8Ar
         if not (xml.is_file() and xml.with_suffix(".bin").is_file() and sidecar.is_file()):
             continue
         record = json.loads(sidecar.read_text())
-        if record.get("model_key") == model_key:  # the full sha256, not only the file name's prefix
+        if record.get("model_key") == model_key and record.get("version") == RECORD_VERSION:  # full sha256
             return Int8Artifact(xml, record)
     return None
 
@@ -111,15 +114,30 @@ def quantize(float_model: Any, images: list[np.ndarray]) -> Any:
     return nncf.quantize(float_model, nncf.Dataset(inputs), subset_size=len(inputs))
 
 
+def full_resolution_labels(logits: np.ndarray) -> np.ndarray:
+    """(1, C, h, w) logits -> (8h, 8w) labels as the engine makes them (bilinear x8, argmax).
+
+    The gate compares the labels the node publishes, not the 1/8 argmax the network emits. Measured
+    here for the shipped model: 99.5 % agreement on held-out calibration-like frames at 512x1024, but
+    97.2 % on CamVid val frames at 1024x2048, the same int8 model: agreement depends on the frames and
+    the size, so the recorded number says which (``agreement_frames``, ``calibration_size``)."""
+    import torch
+    import torch.nn.functional as F
+
+    upsampled = F.interpolate(torch.from_numpy(np.ascontiguousarray(logits)), scale_factor=8, mode="bilinear",
+                              align_corners=False)
+    return upsampled[0].argmax(0).numpy()
+
+
 def agreement(core: Any, float_model: Any, int8_model: Any, images: list[np.ndarray]) -> float:
-    """Share of 1/8-resolution labels on which the int8 model agrees with fp32."""
+    """Share of full-resolution labels on which the int8 model agrees with fp32."""
     def labels(model: Any, hint: str) -> list[np.ndarray]:
         compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
         request = compiled.create_infer_request()
         out = []
         for image in images:
             request.infer({0: normalise_numpy(image)[None]})
-            out.append(request.get_output_tensor(0).data.argmax(1).copy())
+            out.append(full_resolution_labels(request.get_output_tensor(0).data))
         return out
 
     reference, quantized = labels(float_model, "f32"), labels(int8_model, "f32")
@@ -146,8 +164,10 @@ def calibrate(float_model: Any, model_key: str, size: tuple[int, int] | None = N
     xml.parent.mkdir(parents=True, exist_ok=True)
     quantized.reshape({quantized.input(0).get_any_name(): ov.PartialShape([1, 3, -1, -1])})
     ov.save_model(quantized, str(xml), compress_to_fp16=False)
-    record = {"model_key": model_key, "calibration_size": list(size), "calibration_frames": frames,
+    record = {"version": RECORD_VERSION, "model_key": model_key, "calibration_size": list(size),
+              "calibration_frames": frames,
               "camvid_root": str(camvid_root) if camvid_root else None, "agreement_with_fp32": share,
+              "agreement_labels": "full resolution (bilinear x8, argmax)",
               "agreement_frames": GATE_FRAMES, "gate": AGREEMENT_GATE, "seconds": round(time.monotonic() - started, 1)}
     xml.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     log.info("int8: saved %s (label agreement with fp32 %.2f%% on %d held-out frames)", xml, 100 * share,

@@ -7,6 +7,7 @@ gets its own. These run where openvino (and, for calibration, nncf) are installe
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -98,6 +99,9 @@ def test_int8_is_calibrated_once_cached_reused_and_a_different_checkpoint_gets_i
     assert int8_artifact(loaded.module, key) == first
     other = save_checkpoint(create_model("ddrnet23_slim").eval(), tmp_path / "b.pt")
     assert find_artifact(load_model("ddrnet23_slim", other).checkpoint_sha256) is None
+    sidecar = first.xml.with_suffix(".json")  # made under the old gate (1/8-grid agreement): not trusted
+    sidecar.write_text(json.dumps({k: v for k, v in first.record.items() if k != "version"}))
+    assert find_artifact(key) is None
 
 
 @needs_nncf

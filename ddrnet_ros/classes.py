@@ -106,8 +106,25 @@ def colorize(labels: np.ndarray, class_map: ClassMap) -> np.ndarray:
     return class_map.lookup_table()[labels]
 
 
+#: Pixels :func:`overlay` blends at once: its float32 scratch (~70 bytes a pixel) stays a few MB
+#: instead of growing with the image (1.1 GB for a 4096x4096 frame in one go).
+OVERLAY_BAND_PIXELS = 1 << 16
+
+
 def overlay(image_rgb: np.ndarray, labels: np.ndarray, class_map: ClassMap, alpha: float) -> np.ndarray:
-    """Alpha-blend the colour mask over an RGB image; ignored pixels keep the image."""
+    """Alpha-blend the colour mask over an RGB image; ignored pixels keep the image.
+
+    Band by band of rows (each pixel on its own, so the result is the same as in one go)."""
+    out = np.empty((*labels.shape, 3), np.uint8)
+    step = max(1, OVERLAY_BAND_PIXELS // max(1, labels.shape[1]))
+    for top in range(0, labels.shape[0], step):
+        rows = slice(top, top + step)
+        out[rows] = _overlay_band(image_rgb[rows], labels[rows], class_map, alpha)
+    return out
+
+
+def _overlay_band(image_rgb: np.ndarray, labels: np.ndarray, class_map: ClassMap, alpha: float) -> np.ndarray:
+    """:func:`overlay` of some rows, in float32 (the rounding :func:`overlay_torch` repeats)."""
     color = colorize(labels, class_map).astype(np.float32)
     image = image_rgb.astype(np.float32)
     blended = image * (1.0 - alpha) + color * alpha

@@ -6,7 +6,8 @@ OpenVINO) with shared preprocessing (:mod:`.preprocess`) and postprocessing (:mo
 
 from .config import BACKENDS, PRECISIONS, EngineConfigError, SegmenterConfig
 from .faults import EngineFault
+from .requests import FrameRequest
 from .segmenter import SegmentationResult, Segmenter
 
-__all__ = ["BACKENDS", "PRECISIONS", "EngineConfigError", "EngineFault", "SegmentationResult", "Segmenter",
-           "SegmenterConfig"]
+__all__ = ["BACKENDS", "PRECISIONS", "EngineConfigError", "EngineFault", "FrameRequest", "SegmentationResult",
+           "Segmenter", "SegmenterConfig"]

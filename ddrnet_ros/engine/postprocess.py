@@ -12,8 +12,15 @@ logit vectors that all have the same argmax has that argmax too. Pixels come in 
 to 8x8 that mix the same few cells; only blocks whose cells disagree (class borders) need
 their logits interpolated, everywhere else the label is the 1/8 argmax, copied. On a CPU this
 is several times cheaper than upsampling all classes to full resolution, and gives the
-reference's labels (up to float rounding at exact ties). Confidence needs every class at
-every pixel, so it takes the reference path.
+reference's labels (up to float rounding at exact ties).
+
+Confidence needs every class at every pixel, and noise-like logits (most blocks mixed) make
+the shortcut dearer than interpolating everything. Both take the tiled path
+(:func:`tiled_labels`): the same per-axis maps applied band by band of image rows, each band's
+logits gathered from the few cell rows it mixes. The reference holds C x H x W floats at once
+(~90 bytes per pixel for 19 classes on labels alone, ~240 with confidence); the tiled path
+holds the outputs and one band of at most :data:`TILE_PIXELS` pixels, whatever the image size
+or content. The shortcut's own work on mixed blocks is chunked to the same budget.
 """
 
 from __future__ import annotations
@@ -26,8 +33,17 @@ import torch.nn.functional as F
 
 from .preprocess import FramePlan
 
-#: Above this share of border pixels the shortcut costs more than the reference; use that.
-FAST_LABELS_MAX_BORDER_SHARE = 0.35
+#: Above this share of mixed blocks the shortcut costs more than the tiled path; use that.
+#: Measured (one thread, noise mixed into smooth logits): the two cost the same at 70-80 % mixed
+#: blocks at 1024x2048 native and at 3840x2160 from a 720x960 network; noise is 100 %.
+FAST_LABELS_MAX_BORDER_SHARE = 0.7
+
+#: Image pixels whose logits (all C classes, float32) exist at once off the reference path: a band
+#: of :func:`tiled_labels` (whole blocks of rows, at least one) or a chunk of mixed blocks of
+#: :func:`fast_labels`. A band and its scratch take under twice 4 x C bytes per budget pixel
+#: (19 classes: < 10 MB), instead of 4 x C x H x W for the frame. Small bands stay in the CPU
+#: caches: 2**15 to 2**17 pixels cost the same per frame here, 2**18 up to 1.5x more, 2**20 2x.
+TILE_PIXELS = 1 << 16
 
 
 def reference_logits(logits: torch.Tensor, plan: FramePlan) -> torch.Tensor:
@@ -172,32 +188,45 @@ def _window_uniform(cell_labels: torch.Tensor, taps_y: int, taps_x: int) -> torc
     return torch.where(high == low, high, torch.full_like(high, 255.0)).to(torch.uint8)
 
 
-def fast_labels(logits: torch.Tensor, image_map: ImageMap, plan: FramePlan | None = None) -> torch.Tensor:
+def fast_labels(logits: torch.Tensor, image_map: ImageMap, fallback: bool = False) -> torch.Tensor:
     """Labels (H, W) uint8 equal to ``argmax(reference_logits(...))``, computed on the CPU.
 
     Works per block (up to 8x8 pixels mixing the same cells): a block whose cells all have the
     same argmax takes it; only the other blocks get their logits interpolated, as small batched
-    matrix products. Needs fewer than 255 classes (255 marks mixed blocks while it works). When
-    most blocks are mixed (noise-like logits) and ``plan`` is given, it uses the reference.
+    matrix products, :data:`TILE_PIXELS` worth of blocks at a time. Needs fewer than 255 classes
+    (255 marks mixed blocks while it works). With ``fallback``, when most blocks are mixed
+    (noise-like logits), it labels the frame on the tiled path instead, which is then cheaper.
     """
-    num_classes, height, width = logits.shape[1], logits.shape[2], logits.shape[3]
     rows, cols = image_map.row_blocks, image_map.col_blocks
-    taps_y, taps_x = image_map.rows.taps, image_map.cols.taps
     image_h, image_w = rows.block_of.shape[0], cols.block_of.shape[0]
-    code = _window_uniform(logits[0].max(dim=0).indices, taps_y, taps_x)
+    code = _window_uniform(logits[0].max(dim=0).indices, image_map.rows.taps, image_map.cols.taps)
     block_code = code.index_select(0, rows.start).index_select(1, cols.start)  # (row blocks, col blocks)
-    # One spare element at the end takes the writes of block padding (see below).
+    # One spare element at the end takes the writes of block padding (see _label_blocks).
     buffer = torch.empty(image_h * image_w + 1, dtype=torch.uint8)
     labels = buffer[:-1].view(image_h, image_w)
     torch.index_select(block_code.index_select(0, rows.block_of), 1, cols.block_of, out=labels)
     mixed = (block_code == 255).nonzero()
     if mixed.shape[0] == 0:
         return labels
-    if plan is not None and mixed.shape[0] > FAST_LABELS_MAX_BORDER_SHARE * block_code.numel():
-        return reference_logits(logits, plan)[0].max(dim=0).indices.to(torch.uint8)
-    bi, bj = mixed[:, 0], mixed[:, 1]
+    if fallback and mixed.shape[0] > FAST_LABELS_MAX_BORDER_SHARE * block_code.numel():
+        _label_bands(logits, image_map, labels, None)
+        return labels
+    for chunk in mixed.split(max(1, TILE_PIXELS // (BLOCK * BLOCK))):
+        _label_blocks(logits, image_map, chunk, buffer)
+    return labels
+
+
+def _label_blocks(logits: torch.Tensor, image_map: ImageMap, blocks: torch.Tensor, buffer: torch.Tensor) -> None:
+    """Interpolate the logits of ``blocks`` ((K, 2): block row, block column) and write their argmax.
+
+    ``buffer`` is the flat label image plus one spare element, the target of block padding."""
+    num_classes, height, width = logits.shape[1], logits.shape[2], logits.shape[3]
+    rows, cols = image_map.row_blocks, image_map.col_blocks
+    taps_y, taps_x = image_map.rows.taps, image_map.cols.taps
+    image_w = cols.block_of.shape[0]
+    bi, bj = blocks[:, 0], blocks[:, 1]
     count = bi.shape[0]
-    # The window of cells of each mixed block, channels last: (K, taps_y, taps_x * C).
+    # The window of cells of each block, channels last: (K, taps_y, taps_x * C).
     cell_rows = rows.start.index_select(0, bi)[:, None] + torch.arange(taps_y)
     cell_cols = cols.start.index_select(0, bj)[:, None] + torch.arange(taps_x)
     flat = (cell_rows[:, :, None] * width + cell_cols[:, None, :]).reshape(-1)
@@ -208,11 +237,87 @@ def fast_labels(logits: torch.Tensor, image_map: ImageMap, plan: FramePlan | Non
     along_y = along_y.permute(0, 2, 1, 3).reshape(count, taps_x, BLOCK * num_classes)
     patch = torch.bmm(cols.weights.index_select(0, bj), along_y).view(count, BLOCK, BLOCK, num_classes)
     patch_labels = patch.max(dim=3).indices.to(torch.uint8)  # (K, B_x, B_y)
-    spare = image_h * image_w
+    spare = buffer.shape[0] - 1
     pixel_rows = rows.pixels.index_select(0, bi)
     pixel_cols = cols.pixels.index_select(0, bj)
     row_offsets = torch.where(pixel_rows >= 0, pixel_rows * image_w, spare)
     col_offsets = torch.where(pixel_cols >= 0, pixel_cols, spare)
     targets = (col_offsets[:, :, None] + row_offsets[:, None, :]).clamp_(max=spare)  # padding -> spare
     buffer.index_copy_(0, targets.view(-1), patch_labels.view(-1))
-    return labels
+
+
+def tiled_labels(logits: torch.Tensor, image_map: ImageMap, want_confidence: bool,
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``labels_and_confidence(reference_logits(...))`` with memory bounded by :data:`TILE_PIXELS`.
+
+    Labels (H, W) uint8 and, on request, max softmax (H, W) float32, computed band by band of
+    image rows; equal to the reference up to float rounding (the composed maps round differently
+    from two literal resizes), for any content: nothing depends on where the classes change.
+    """
+    height, width = image_map.rows.start.shape[0], image_map.cols.start.shape[0]
+    labels = torch.empty((height, width), dtype=torch.uint8)
+    confidence = torch.empty((height, width), dtype=torch.float32) if want_confidence else None
+    _label_bands(logits, image_map, labels, confidence)
+    return labels, confidence
+
+
+def _label_bands(logits: torch.Tensor, image_map: ImageMap, labels: torch.Tensor,
+                 confidence: torch.Tensor | None) -> None:
+    """Fill ``labels`` (and ``confidence``) band by band: whole row blocks, TILE_PIXELS pixels at most."""
+    blocks = image_map.row_blocks
+    count, width = blocks.start.shape[0], labels.shape[1]
+    step = max(1, TILE_PIXELS // (BLOCK * width))
+    for first in range(0, count, step):
+        chunk = slice(first, min(count, first + step))
+        band = _band_logits(logits, image_map, chunk)  # (rows incl. block padding, C, W)
+        keep = (blocks.pixels[chunk].reshape(-1) >= 0).nonzero().squeeze(1)
+        top = int(blocks.pixels[first, 0])
+        rows = slice(top, top + keep.shape[0])  # a band of blocks is a band of consecutive image rows
+        labels[rows] = _first_max(band).index_select(0, keep)
+        if confidence is not None:
+            # max softmax = 1 / sum(exp(l - l_max)), as labels_and_confidence; _first_max left l - l_max.
+            confidence[rows] = band.exp_().sum(dim=1).index_select(0, keep).reciprocal_()
+
+
+def _first_max(band: torch.Tensor) -> torch.Tensor:
+    """(rows, C, W) logits -> (rows, W) uint8 first class reaching the maximum; ``band`` becomes l - l_max.
+
+    The labels of ``band.max(dim=1).indices`` (the first maximum on ties) at under half its CPU cost
+    (max with indices over C is not vectorised): a pixel's maximum minus itself is exactly 0 and
+    every other logit minus it is below 0, so the label is the first class where l - l_max == 0.
+    """
+    num_classes = band.shape[1]
+    band.sub_(band.amax(dim=1, keepdim=True))
+    rank = torch.arange(num_classes, 0, -1, dtype=torch.uint8).view(1, -1, 1)  # class c -> C - c
+    highest = (band == 0).view(torch.uint8).mul_(rank).amax(dim=1)  # C - (first maximal class)
+    return highest.neg_().add_(num_classes)  # C - highest, in uint8 (never below 0)
+
+
+def _band_logits(logits: torch.Tensor, image_map: ImageMap, chunk: slice) -> torch.Tensor:
+    """(BLOCK x blocks, C, W) image logits of the row blocks ``chunk`` (block padding rows are 0).
+
+    Only the cell rows these blocks mix are interpolated along x (a few gathers of cell columns);
+    then every block of rows is one small product, (BLOCK, taps) weights times its (taps, C x W)
+    window of those rows, so the band is written once, with no dense matrix and nothing frame-sized.
+    """
+    blocks, taps = image_map.row_blocks, image_map.rows.taps
+    start = blocks.start[chunk]
+    first, last = int(start[0]), int(start[-1]) + taps
+    num_classes, width = logits.shape[1], image_map.cols.start.shape[0]
+    cells = logits[0, :, first:last].permute(1, 2, 0)  # (last - first, w, C)
+    cell_rows = _along_x(cells, image_map.cols).permute(0, 2, 1).contiguous()  # (last - first, C, W)
+    windows = (start - first)[:, None] + torch.arange(taps)
+    window = cell_rows.view(last - first, -1).index_select(0, windows.view(-1)).view(-1, taps, num_classes * width)
+    band = torch.bmm(blocks.weights[chunk], window)  # (blocks, BLOCK, C W)
+    return band.view(-1, num_classes, width)
+
+
+def _along_x(cells: torch.Tensor, cols: AxisMap) -> torch.Tensor:
+    """(n, w, C) cells -> (n, W, C): each row of cells interpolated to the image's columns.
+
+    Channels last, so that every tap gathers whole class vectors (several times faster than
+    gathering single values along the last axis)."""
+    out = cells.index_select(1, cols.start).mul_(cols.weights[:, :1])
+    for k in range(1, cols.taps):
+        out.addcmul_(cells.index_select(1, cols.start + k), cols.weights[:, k:k + 1])
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from torch import nn
 from ddrnet_ros.classes import colorize, overlay
 
 from .backends import NetworkBackend, create_backend
-from .backends.torch_backend import CudaPipeline, TorchModel, bf16_unsupported_reason
+from .backends.torch_backend import BATCH_STREAM_KEY, CudaPipeline, TorchModel, bf16_unsupported_reason
 from .config import EngineConfigError, SegmenterConfig
 from .loading import LoadedModel, load_model, wrap_model
 from .postprocess import (
@@ -33,8 +34,10 @@ from .postprocess import (
     fast_labels,
     labels_and_confidence,
     reference_logits,
+    tiled_labels,
 )
 from .preprocess import CHANNEL_ORDERS, PAD_COLOR, FramePlan, fill_network_input, plan_frame
+from .requests import FrameRequest
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,8 @@ class SegmentationResult:
     color: np.ndarray | None        # (H, W, 3) uint8 RGB class colours
     overlay: np.ndarray | None      # (H, W, 3) uint8 RGB: colours blended onto the input
     confidence: np.ndarray | None   # (H, W) uint8: max softmax x 255
-    inference_ms: float             # engine time for this frame
+    inference_ms: float             # engine time for this frame (in a batch: up to this frame's results)
+    batch_size: int = 1             # frames that shared this frame's forward pass
 
 
 @dataclass
@@ -59,6 +63,8 @@ class _Slot:
     #: the uint8 network frame of backends that take camera pixels (padding pre-filled), and its key
     pixels: np.ndarray | None = None
     pixels_key: tuple[FramePlan, str] | None = None
+    #: the plans of a batch slot's frames, one per position
+    batch_plans: tuple[FramePlan, ...] = ()
 
 
 class Segmenter:
@@ -71,7 +77,8 @@ class Segmenter:
     ``optimize``: False gives the plain eager baseline (benchmarks, tests): the module exactly as
     written (no BatchNorm folding) and every class upsampled to full size before the argmax,
     instead of the exact border-only label shortcut of
-    :func:`~ddrnet_ros.engine.postprocess.fast_labels`.
+    :func:`~ddrnet_ros.engine.postprocess.fast_labels` and the tiled confidence of
+    :func:`~ddrnet_ros.engine.postprocess.tiled_labels`, whose memory per frame is bounded.
     """
 
     def __init__(self, config: SegmenterConfig, model: nn.Module | None = None, *, warmup: bool = False,
@@ -110,7 +117,7 @@ class Segmenter:
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
         if warmup:
-            self.segment(np.zeros((*(self.input_size or (256, 512)), 3), np.uint8))
+            self.warm_up()
 
     # ------------------------------------------------------------------ construction
     def _load(self, config: SegmenterConfig, model: nn.Module | None) -> LoadedModel:
@@ -173,39 +180,32 @@ class Segmenter:
                 confidence_threshold: float = 0.0, stream_key: str = "default") -> SegmentationResult:
         """Labels (and optional colour mask, overlay, confidence) for one HxWx3 uint8 image."""
         check_image(image, channel_order)
-        if not 0.0 <= overlay_alpha <= 1.0:
-            raise ValueError(f"overlay_alpha must be in [0, 1], got {overlay_alpha}")
-        if not 0.0 <= confidence_threshold <= 1.0:
-            raise ValueError(f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
+        check_blending(overlay_alpha, confidence_threshold)
         plan, image_map = self._plan(image.shape[0], image.shape[1])
         if self._cuda is not None:
             out = self._cuda.run(image, plan, channel_order, want_color=want_color, want_overlay=want_overlay,
                                  want_confidence=want_confidence, overlay_alpha=overlay_alpha,
                                  confidence_threshold=confidence_threshold, stream_key=stream_key)
             return SegmentationResult(out.labels, out.color, out.overlay, out.confidence, out.inference_ms)
-
         started = time.perf_counter()
         logits = self._run_network(image, plan, channel_order, stream_key)
-        need_confidence = want_confidence or confidence_threshold > 0.0
-        if need_confidence or not self.optimize:
-            labels, confidence = labels_and_confidence(reference_logits(logits, plan), need_confidence)
-            if confidence is not None:
-                apply_threshold(labels, confidence, confidence_threshold, self.class_map.ignore_label)
-        else:
-            assert image_map is not None  # built for every plan off the CUDA path
-            labels, confidence = fast_labels(logits, image_map, plan), None
-        labels_np = labels.numpy()
-        confidence_np = None
-        if want_confidence:
-            assert confidence is not None  # need_confidence
-            confidence_np = confidence_to_uint8(confidence).numpy()
-        color = colorize(labels_np, self.class_map) if want_color else None
-        blended = None
-        if want_overlay:
-            rgb = image if channel_order == "rgb" else image[:, :, ::-1]
-            blended = overlay(rgb, labels_np, self.class_map, overlay_alpha)
-        elapsed_ms = (time.perf_counter() - started) * 1e3
-        return SegmentationResult(labels_np, color, blended, confidence_np, elapsed_ms)
+        request = FrameRequest(image, channel_order, want_color, want_overlay, want_confidence, stream_key)
+        return self._host_result(request, logits, plan, image_map, overlay_alpha, confidence_threshold, started)
+
+    def _labels(self, logits: torch.Tensor, plan: FramePlan, image_map: ImageMap | None, need_confidence: bool,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Host path: labels (H, W) uint8 and, when needed, max softmax (H, W) from (1, C, h, w) logits.
+
+        Optimised, the memory of a frame is bounded (outputs plus postprocess.TILE_PIXELS of logits,
+        whatever the size or content): labels by the border-only shortcut, which hands noise-like
+        frames to the tiled path; confidence by the tiled path. The plain baseline upsamples
+        every class to the full image first (C x H x W floats)."""
+        if not self.optimize:
+            return labels_and_confidence(reference_logits(logits, plan), need_confidence)
+        assert image_map is not None  # built for every plan off the CUDA path
+        if need_confidence:
+            return tiled_labels(logits, image_map, want_confidence=True)
+        return fast_labels(logits, image_map, fallback=True), None
 
     def logits(self, image: np.ndarray, channel_order: str = "rgb") -> np.ndarray:
         """(C, H, W) float32 logits at the image size (reference upsampling), e.g. to compare backends."""
@@ -238,6 +238,111 @@ class Segmenter:
             fill_network_input(slot.frame, torch.from_numpy(_writable(image)), plan, channel_order)
             return self.backend.infer(slot.frame)
 
+
+    def warm_up(self, stream_keys: Sequence[str] = ("default",), batch: bool = False) -> None:
+        """One frame with every output on each key at the network size (default 256x512 without one),
+        and with ``batch`` one batch of all keys: CUDA's lazy set-up, each key's stream and buffers and
+        cuDNN's choice of kernels for those shapes then happen here, not on each camera's first frame."""
+        image = np.zeros((*(self.input_size or (256, 512)), 3), np.uint8)
+        requests = [FrameRequest(image, want_color=True, want_overlay=True, want_confidence=True, stream_key=key)
+                    for key in stream_keys]
+        for request in requests:
+            self.segment(image, want_color=True, want_overlay=True, want_confidence=True,
+                         stream_key=request.stream_key)
+        if batch and len(requests) > 1:
+            self.segment_batch(requests)
+
+    # ------------------------------------------------------------------ cross-camera batches
+    @property
+    def batches(self) -> bool:
+        """Whether frames of one network size share a forward pass in :meth:`segment_batch` (the torch
+        backend, CUDA or CPU); other backends take their frames one by one."""
+        return isinstance(self.backend, TorchModel)
+
+    def segment_batch(self, requests: Sequence[FrameRequest], overlay_alpha: float = 0.5,
+                      confidence_threshold: float = 0.0) -> list[SegmentationResult]:
+        """Several cameras' frames, each result what :meth:`segment` gives for that frame alone; frames
+        of one network size go through one forward pass where the backend :attr:`batches`. Results
+        come in the order of ``requests``."""
+        for request in requests:
+            check_image(request.image, request.channel_order)
+        check_blending(overlay_alpha, confidence_threshold)
+        results: dict[int, SegmentationResult] = {}
+        for indices in self._network_groups(requests):
+            group = [requests[index] for index in indices]
+            if len(group) > 1 and self.batches:
+                done = self._segment_group(group, overlay_alpha, confidence_threshold)
+            else:
+                done = [self.segment(r.image, r.channel_order, r.want_color, r.want_overlay, r.want_confidence,
+                                     overlay_alpha, confidence_threshold, r.stream_key) for r in group]
+            results.update(zip(indices, done))
+        return [results[index] for index in range(len(requests))]
+
+    def _network_groups(self, requests: Sequence[FrameRequest]) -> list[list[int]]:
+        """Indices of ``requests`` grouped by the network size their images run at, in first-seen order."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(self.network_size(*request.image.shape[:2]), []).append(index)
+        return list(groups.values())
+
+    def _segment_group(self, requests: list[FrameRequest], overlay_alpha: float,
+                       confidence_threshold: float) -> list[SegmentationResult]:
+        """Frames of one network size through one forward pass (CUDA: one stream, one sync)."""
+        plans = [self._plan(*request.image.shape[:2]) for request in requests]
+        size = len(requests)
+        if self._cuda is not None:
+            outs = self._cuda.run_batch(requests, [plan for plan, _ in plans], overlay_alpha=overlay_alpha,
+                                        confidence_threshold=confidence_threshold)
+            return [SegmentationResult(o.labels, o.color, o.overlay, o.confidence, o.inference_ms, size)
+                    for o in outs]
+        started = time.perf_counter()
+        logits = self._run_batch_network(requests, [plan for plan, _ in plans])
+        return [self._host_result(request, logits[index:index + 1], plan, image_map, overlay_alpha,
+                                  confidence_threshold, started, size)
+                for index, (request, (plan, image_map)) in enumerate(zip(requests, plans))]
+
+    def _run_batch_network(self, requests: list[FrameRequest], plans: list[FramePlan]) -> torch.Tensor:
+        """Host path of a batch: the batch slot's frames (made again when any plan changes: padding is
+        zeroed once, never written), filled and run as one (N, 3, Hn, Wn) input; (N, C, h, w) logits."""
+        assert isinstance(self.backend, TorchModel)  # self.batches
+        slot = self._slot(BATCH_STREAM_KEY)
+        with slot.lock:
+            if slot.frame is None or slot.batch_plans != tuple(plans):
+                slot.frame = self.backend.new_frame(len(plans), plans[0].network)
+                slot.batch_plans = tuple(plans)
+            for index, (request, plan) in enumerate(zip(requests, plans)):
+                fill_network_input(slot.frame[index:index + 1], torch.from_numpy(_writable(request.image)), plan,
+                                   request.channel_order)
+            return self.backend.infer(slot.frame)
+
+    def _host_result(self, request: FrameRequest, logits: torch.Tensor, plan: FramePlan,
+                     image_map: ImageMap | None, overlay_alpha: float, confidence_threshold: float,
+                     started: float, batch_size: int = 1) -> SegmentationResult:
+        """Host path: one frame's (1, C, h, w) logits -> its outputs at the image size."""
+        need_confidence = request.want_confidence or confidence_threshold > 0.0
+        labels, confidence = self._labels(logits, plan, image_map, need_confidence)
+        if confidence is not None:
+            apply_threshold(labels, confidence, confidence_threshold, self.class_map.ignore_label)
+        labels_np = labels.numpy()
+        confidence_np = None
+        if request.want_confidence:
+            assert confidence is not None  # need_confidence
+            confidence_np = confidence_to_uint8(confidence).numpy()
+        color = colorize(labels_np, self.class_map) if request.want_color else None
+        blended = None
+        if request.want_overlay:
+            rgb = request.image if request.channel_order == "rgb" else request.image[:, :, ::-1]
+            blended = overlay(rgb, labels_np, self.class_map, overlay_alpha)
+        elapsed_ms = (time.perf_counter() - started) * 1e3
+        return SegmentationResult(labels_np, color, blended, confidence_np, elapsed_ms, batch_size)
+
+
+def check_blending(overlay_alpha: float, confidence_threshold: float) -> None:
+    """Both in [0, 1], or a ValueError naming the one that is not."""
+    if not 0.0 <= overlay_alpha <= 1.0:
+        raise ValueError(f"overlay_alpha must be in [0, 1], got {overlay_alpha}")
+    if not 0.0 <= confidence_threshold <= 1.0:
+        raise ValueError(f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
 
 def uint8_frame(slot: _Slot, image: np.ndarray, plan: FramePlan, channel_order: str) -> np.ndarray:
     """The (Hn, Wn, 3) uint8 network frame of ``image``: resized (bilinear, half-pixel centres, as the

@@ -27,6 +27,8 @@ class _Window:
     latency_ms: list[float] = field(default_factory=list)
     #: the outputs published in the window ("labels", "color/compressed", ...), in first-seen order
     outputs: dict[str, None] = field(default_factory=dict)
+    #: frames per forward pass of each published frame (1: alone; more: a cross-camera batch)
+    batch_sizes: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,12 @@ class CameraReport:
     total_failed: int
     #: the outputs published in the window, e.g. ("labels", "color"): lazy ones only while someone reads
     outputs: tuple[str, ...] = ()
+    #: frames per forward pass, per published frame of the window
+    batch_sizes: tuple[int, ...] = ()
+
+    @property
+    def batch_size_mean(self) -> float:
+        return sum(self.batch_sizes) / len(self.batch_sizes) if self.batch_sizes else float("nan")
 
     @property
     def input_rate_hz(self) -> float:
@@ -88,9 +96,12 @@ class CameraStats:
         """A well-formed frame the engine could not segment (the node's fault, not the camera's)."""
         self._count("failed")
 
-    def published(self, inference_ms: float, latency_ms: float, outputs: Iterable[str] = ()) -> None:
-        """A frame was served; ``outputs`` are the topics (relative names) it was published on."""
+    def published(self, inference_ms: float, latency_ms: float, outputs: Iterable[str] = (),
+                  batch_size: int = 1) -> None:
+        """A frame was served; ``outputs`` are the topics (relative names) it was published on,
+        ``batch_size`` the frames that shared its forward pass."""
         with self._lock:
+            self._window.batch_sizes.append(batch_size)
             self._window.published += 1
             self._totals.published += 1
             self._window.inference_ms.append(inference_ms)
@@ -107,7 +118,7 @@ class CameraStats:
             totals = (t.received, t.published, t.dropped, t.bad_input, t.failed)
         return CameraReport(self.camera, seconds, w.received, w.published, w.dropped, w.bad_input, w.failed,
                             LatencyStats.from_samples(w.inference_ms), LatencyStats.from_samples(w.latency_ms),
-                            *totals, outputs=tuple(w.outputs))
+                            *totals, outputs=tuple(w.outputs), batch_sizes=tuple(w.batch_sizes))
 
 
 def _ms(value: float) -> str:
@@ -147,6 +158,8 @@ def camera_status(report: CameraReport, node_name: str, device: str, engine: str
         "device": device,
         "engine": engine,  # backend and precision that run, e.g. "openvino bf16"
         "outputs": ", ".join(report.outputs),  # what was rendered and published in the window
+        "batch_size_mean": "nan" if not report.batch_sizes else f"{report.batch_size_mean:.2f}",
+        "batch_size_max": str(max(report.batch_sizes, default=0)),
     }
     return DiagnosticStatus(level=level, name=f"{node_name}: {report.camera}", message=message,
                             hardware_id=device, values=[KeyValue(key=k, value=v) for k, v in values.items()])

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from ddrnet_ros.encodings import DecodedImage, ImageDecodeError
-from ddrnet_ros.engine import EngineFault, Segmenter
+from ddrnet_ros.engine import EngineFault, FrameRequest, SegmentationResult, Segmenter
 from ddrnet_ros.msg import SegmentationInfo
 from ddrnet_ros.ros import qos
 from ddrnet_ros.ros.conversions import (
@@ -104,6 +105,13 @@ def logged_transition(callback):
     return wrapper
 
 
+def frame_request(camera: Camera, image: DecodedImage, raw: dict[str, bool], small: dict[str, bool]) -> FrameRequest:
+    """What the engine is asked for one camera's frame: each output someone reads, raw or compressed."""
+    wants = {name: raw[name] or small[name] for name in raw}
+    return FrameRequest(image.pixels, image.channel_order, want_color=wants["color"], want_overlay=wants["overlay"],
+                        want_confidence=wants["confidence"], stream_key=camera.name)
+
+
 def output_topic(camera: str, output: str, several: bool) -> str:
     """segmentation/<output> for a single camera, segmentation/<camera>/<output> for several."""
     return f"segmentation/{camera}/{output}" if several else f"segmentation/{output}"
@@ -144,6 +152,8 @@ class SegmentationNode(LifecycleNode):
         self._slots = threading.Condition()
         self._running = False
         self._next_camera = 0
+        #: cross-camera batching (batch_cameras), decided at configure
+        self._batching = False
         self._worker: threading.Thread | None = None
         self._timers: list[Any] = []
         self._label_info_pub: LifecyclePublisher[SegmentationInfo] | None = None
@@ -167,15 +177,17 @@ class SegmentationNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             settings = read_settings(self)
-            # the engine checks the class map against the model; warm-up pays CUDA's lazy set-up here
-            segmenter = Segmenter(settings.segmenter,
-                                  warmup=settings.segmenter.resolved_device().startswith("cuda"))
+            segmenter = Segmenter(settings.segmenter)  # checks the class map against the model
+            if segmenter.device.startswith("cuda"):  # CUDA's lazy set-up and autotuning here, not on frames
+                segmenter.warm_up([camera.name for camera in settings.cameras],
+                                  batch=settings.batching(segmenter.device))
         except Exception as exc:  # any failure to load the model fails configure, with its reason
             self.configure_error = f"{exc}" if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"configure failed: {self.configure_error}")
             return TransitionCallbackReturn.FAILURE
         self.configure_error = None
         self.settings, self.segmenter = settings, segmenter
+        self._batching = settings.batching(str(segmenter.device))
         self.get_logger().info(
             f"model {segmenter.variant} ({segmenter.num_classes} classes) from "
             f"{segmenter.checkpoint_path or 'random initialisation'} on device {segmenter.device}, "
@@ -381,36 +393,52 @@ class SegmentationNode(LifecycleNode):
             self._slots.notify()
 
     # ------------------------------------------------------------------ worker
-    def _take_next(self) -> tuple[Camera, Any, float] | None:
-        """Block until a camera has a frame (round-robin) or the node stops (None)."""
+    def _take_next(self) -> list[tuple[Camera, Any, float]] | None:
+        """Block until a camera has a frame or the node stops (None). One frame, the cameras served
+        round-robin; with cross-camera batching, every camera's pending frame, in camera order."""
         with self._slots:
             while self._running:
                 count = len(self.cameras)
-                for offset in range(count):
-                    camera = self.cameras[(self._next_camera + offset) % count]
-                    if camera.pending is not None:
+                order = [self.cameras[(self._next_camera + offset) % count] for offset in range(count)]
+                ready = [camera for camera in order if camera.pending is not None]
+                if ready:
+                    taken = sorted(ready, key=self.cameras.index) if self._batching else ready[:1]
+                    self._next_camera = (self.cameras.index(ready[len(taken) - 1]) + 1) % count
+                    items = []
+                    for camera in taken:
+                        assert camera.pending is not None  # ready
                         (msg, received), camera.pending = camera.pending, None
-                        self._next_camera = (self._next_camera + offset + 1) % count
-                        return camera, msg, received
+                        items.append((camera, msg, received))
+                    return items
                 self._slots.wait()
             return None
 
     def _serve(self) -> None:
-        while (item := self._take_next()) is not None:
-            camera, msg, received = item
-            try:
-                self._process(camera, msg, received)
-            except EngineFault as exc:  # the device is gone: every later frame would fail too
-                self._engine_failed(camera, exc)
+        while (items := self._take_next()) is not None:
+            if len(items) == 1:
+                camera, msg, received = items[0]
+                served = self._serve_guarded(camera, lambda: self._process(camera, msg, received))
+            else:
+                served = self._serve_guarded(items[0][0], lambda: self._process_batch(items))
+            if not served:
                 return
-            except Exception as exc:  # noqa: BLE001 - one failed frame must not stop the worker
-                if not self._running or not self.context.ok():
-                    # shutting down: the context went away under the frame in flight; nothing is wrong
-                    self.get_logger().debug(f"camera {camera.name}: frame abandoned at shutdown")
-                    return
-                camera.stats.failed()
-                self.get_logger().error(f"camera {camera.name}: frame failed: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _serve_guarded(self, camera: Camera, work: Callable[[], None]) -> bool:
+        """Run one frame's (or batch's) work; False when the worker must stop (engine fault, shutdown)."""
+        try:
+            work()
+        except EngineFault as exc:  # the device is gone: every later frame would fail too
+            self._engine_failed(camera, exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 - one failed frame must not stop the worker
+            if not self._running or not self.context.ok():
+                # shutting down: the context went away under the frame in flight; nothing is wrong
+                self.get_logger().debug(f"camera {camera.name}: frame abandoned at shutdown")
+                return False
+            camera.stats.failed()
+            self.get_logger().error(f"camera {camera.name}: frame failed: {type(exc).__name__}: {exc}",
+                                    throttle_duration_sec=WARN_THROTTLE_S)
+        return True
 
     def _engine_failed(self, camera: Camera, exc: EngineFault) -> None:
         """Fail loudly, once: ERROR log and diagnostics now, then the lifecycle goes to finalized.
@@ -472,20 +500,61 @@ class SegmentationNode(LifecycleNode):
     def _process(self, camera: Camera, msg: Any, received: float) -> None:
         started = time.monotonic()
         image = self._decode(camera, msg)
-        if image is None:
-            return
+        if image is not None:
+            self._segment_and_publish(camera, msg.header, image, received, started)
+
+    def _segment_and_publish(self, camera: Camera, header: Header, image: DecodedImage, received: float,
+                             started: float) -> None:
         settings, segmenter = self._configured()
-        pubs, packed = camera.publishers, camera.compressed
-        # labels always: planners' latched expectation of the topic
-        raw = {name: name == "labels" or self._wanted(camera, name, started) for name in self.OUTPUTS}
-        small = {name: self._wanted(camera, f"{name}/compressed", started) for name in self.OUTPUTS}
-        wants = {name: raw[name] or small[name] for name in self.OUTPUTS}
+        raw, small = self._wanted_outputs(camera, started)
+        request = frame_request(camera, image, raw, small)
         result = segmenter.segment(
-            image.pixels, channel_order=image.channel_order, want_color=wants["color"],
-            want_overlay=wants["overlay"], want_confidence=wants["confidence"],
+            request.image, channel_order=request.channel_order, want_color=request.want_color,
+            want_overlay=request.want_overlay, want_confidence=request.want_confidence,
             overlay_alpha=settings.overlay_alpha, confidence_threshold=settings.confidence_threshold,
             stream_key=camera.name)
-        header = msg.header
+        self._publish(camera, header, result, raw, small, received, started)
+
+    def _process_batch(self, items: list[tuple[Camera, Any, float]]) -> None:
+        """Every camera's pending frame through one forward pass per network size (see batch_cameras).
+
+        If the batch fails, each decoded frame is served alone: one camera's frame costs only itself."""
+        started = time.monotonic()
+        frames = [(camera, msg.header, image, received) for camera, msg, received in items
+                  if (image := self._decode(camera, msg)) is not None]
+        if not frames:
+            return
+        settings, segmenter = self._configured()
+        wanted = [self._wanted_outputs(camera, started) for camera, *_ in frames]
+        requests = [frame_request(camera, image, raw, small)
+                    for (camera, _, image, _), (raw, small) in zip(frames, wanted)]
+        try:
+            results = segmenter.segment_batch(requests, overlay_alpha=settings.overlay_alpha,
+                                              confidence_threshold=settings.confidence_threshold)
+        except EngineFault:
+            raise
+        except Exception as exc:  # noqa: BLE001 - find the frame that broke it by serving each alone
+            if not self._running or not self.context.ok():
+                raise
+            self.get_logger().debug(f"batch of {len(frames)} failed ({type(exc).__name__}: {exc}); frame by frame")
+            for camera, header, image, received in frames:
+                if not self._serve_guarded(camera, functools.partial(
+                        self._segment_and_publish, camera, header, image, received, started)):
+                    return
+            return
+        for (camera, header, _, received), (raw, small), result in zip(frames, wanted, results):
+            self._publish(camera, header, result, raw, small, received, started)
+
+    def _wanted_outputs(self, camera: Camera, now: float) -> tuple[dict[str, bool], dict[str, bool]]:
+        """Which raw and which compressed outputs to publish for this frame: labels always (planners'
+        latched expectation of the topic), every other output only for a live reader."""
+        raw = {name: name == "labels" or self._wanted(camera, name, now) for name in self.OUTPUTS}
+        small = {name: self._wanted(camera, f"{name}/compressed", now) for name in self.OUTPUTS}
+        return raw, small
+
+    def _publish(self, camera: Camera, header: Header, result: SegmentationResult, raw: dict[str, bool],
+                 small: dict[str, bool], received: float, started: float) -> None:
+        """Publish a frame's outputs with the input's header, and count it."""
         outputs = {"labels": result.labels, "color": result.color, "overlay": result.overlay,
                    "confidence": result.confidence}
         sent: list[str] = []
@@ -494,18 +563,19 @@ class SegmentationNode(LifecycleNode):
             if pixels is None:  # segment() returns each output it was asked for
                 continue
             if raw[name]:
-                pubs[name].publish(image_msg(pixels, ENCODINGS[name], header))
+                camera.publishers[name].publish(image_msg(pixels, ENCODINGS[name], header))
                 sent.append(name)
             if small[name]:
-                packed[name].publish(compressed_image_msg(pixels, name, header))
+                camera.compressed[name].publish(compressed_image_msg(pixels, name, header))
                 sent.append(f"{name}/compressed")
         latency_ms = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
-        camera.stats.published(result.inference_ms, latency_ms, sent)
+        camera.stats.published(result.inference_ms, latency_ms, sent, result.batch_size)
         done = time.monotonic()
         self.get_logger().debug(
             f"camera {camera.name}: frame {header.stamp.sec}.{header.stamp.nanosec:09d} waited "
-            f"{(started - received) * 1e3:.2f} ms, inference {result.inference_ms:.2f} ms, "
-            f"in node {(done - received) * 1e3:.2f} ms, end-to-end {latency_ms:.2f} ms")
+            f"{(started - received) * 1e3:.2f} ms, inference {result.inference_ms:.2f} ms "
+            f"(batch of {result.batch_size}), in node {(done - received) * 1e3:.2f} ms, "
+            f"end-to-end {latency_ms:.2f} ms")
 
     def _wanted(self, camera: Camera, output: str, now: float) -> bool:
         """Render ``output`` ("color", "overlay/compressed", ...) for this frame? Only for a live reader:

@@ -29,6 +29,7 @@ from ddrnet_ros.model import VARIANTS
 from ddrnet_ros.ros.qos import INPUT_QOS_CHOICES, OUTPUT_QOS_CHOICES
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+BATCH_CHOICES = ("auto", "on", "off")
 
 
 class ParameterError(ValueError):
@@ -116,10 +117,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "checkpoint's sidecar, else the built-in Cityscapes 19 classes. Must list exactly as many classes "
               f"as the model predicts; with checkpoint '{RANDOM}' it sets the class count.",
               "a path or ''", _is_str),
-    ParamSpec("max_input_pixels", 3840 * 2160, "Frames with more pixels than this (default: 4K UHD) are "
+    ParamSpec("max_input_pixels", 4096 * 4096, "Frames with more pixels than this (default: 4096x4096) are "
               "refused before any work and counted as bad input: a frame's peak memory grows with its pixels "
-              "(~91 bytes per pixel on the exact label path, measured: 717 MB for a 3840x2160 noise frame), so "
-              "a stray huge frame must not take the machine.",
+              "(on the CPU ~12 bytes per pixel in the engine whatever the content, measured with every output: "
+              "+184 MiB for a 4096x4096 noise frame, +87 MiB for 3840x2160), so a stray huge frame must not "
+              "take the machine.",
               "an integer >= 1", lambda v: _is_int(v) and v >= 1),
     ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in the overlay image (0: the image, 1: the "
               "colours); ignored pixels keep the image.",
@@ -139,6 +141,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "cyclic garbage collector (gc.freeze; undone at cleanup), so that a full collection no longer "
               "stalls a frame by tens to hundreds of ms.", "true or false", _is_bool,
               doc='See "Latency tails" below.'),
+    ParamSpec("batch_cameras", "auto", "Cross-camera batching: when several cameras have a frame waiting, run "
+              "them through one forward pass (one per network size) and publish each with its own header; a "
+              "single camera keeps its latency. auto: on for CUDA, off on the CPU (measured here: batches were "
+              "no faster than frame by frame on the CPU backends, see docs/engine.md).",
+              ", ".join(BATCH_CHOICES), _one_of(BATCH_CHOICES), doc='See "Several cameras" below.'),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages (wall clock).",
               "a number > 0", lambda v: _is_number(v) and v > 0),
     ParamSpec("cameras", ["camera"], "Camera names; each has camera.<name>.topic and camera.<name>.compressed. "
@@ -186,6 +193,13 @@ class NodeSettings:
     diagnostics_period: float
     freeze_gc: bool
     max_input_pixels: int
+    batch_cameras: str = "auto"
+
+    def batching(self, device: str) -> bool:
+        """Whether cross-camera batches are made on ``device`` (only ever with several cameras)."""
+        if len(self.cameras) < 2 or self.batch_cameras == "off":
+            return False
+        return self.batch_cameras == "on" or device.startswith("cuda")
 
 
 def _declare(node: Node, spec: ParamSpec) -> None:
@@ -236,7 +250,7 @@ def read_settings(node: Node) -> NodeSettings:
                         confidence_threshold=float(v["confidence_threshold"]), input_qos=v["input_qos"],
                         output_qos=v["output_qos"], output_depth=v["output_depth"],
                         diagnostics_period=float(v["diagnostics_period"]), freeze_gc=v["freeze_gc"],
-                        max_input_pixels=int(v["max_input_pixels"]))
+                        max_input_pixels=int(v["max_input_pixels"]), batch_cameras=v["batch_cameras"])
 
 
 #: Parameters applied while the node runs; every other one is read at configure.

@@ -328,3 +328,60 @@ def test_unusable_recommended_size_in_a_sidecar_is_a_config_error(tmp_path):
     path = save_checkpoint(model, tmp_path / "odd.pt", {"network_input_size": [60, 128]})
     with pytest.raises(ValueError, match="input_size.*odd.pt"):
         Segmenter(SegmenterConfig(checkpoint=str(path), device="cpu"))
+
+
+# ----------------------------------------------------------------------------- cross-camera batches
+def _camera_requests(rng: np.random.Generator, sizes, **wants) -> list:
+    from ddrnet_ros.engine import FrameRequest
+
+    orders = ("rgb", "bgr")
+    return [FrameRequest(rng.integers(0, 256, (*size, 3), np.uint8), orders[i % 2], stream_key=f"cam{i}", **wants)
+            for i, size in enumerate(sizes)]
+
+
+@pytest.mark.parametrize("wants", [{}, {"want_color": True, "want_overlay": True, "want_confidence": True}])
+def test_a_batch_gives_every_frame_what_segment_gives_it_alone(wants):
+    torch.manual_seed(0)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", device="cpu", input_size=(64, 96)),
+                    create_model("ddrnet23_slim").eval())
+    requests = _camera_requests(np.random.default_rng(1), [(60, 90), (120, 200), (64, 96), (33, 47)], **wants)
+    results = seg.segment_batch(requests, overlay_alpha=0.3, confidence_threshold=0.2)
+    assert seg.batches and [r.batch_size for r in results] == [4, 4, 4, 4]  # one network size: one pass
+    for request, result in zip(requests, results):
+        alone = seg.segment(request.image, request.channel_order, overlay_alpha=0.3, confidence_threshold=0.2,
+                            **wants)
+        assert result.labels.shape == request.image.shape[:2]
+        assert (result.labels == alone.labels).mean() > 0.999
+        for name in ("color", "overlay", "confidence"):
+            assert (getattr(result, name) is None) == (getattr(alone, name) is None), name
+
+
+def test_a_batch_runs_one_pass_per_network_size_and_keeps_the_order_of_the_requests():
+    seg = Segmenter(SegmenterConfig(checkpoint="random", device="cpu"), create_model("ddrnet23_slim").eval())
+    requests = _camera_requests(np.random.default_rng(2), [(40, 64), (24, 80), (40, 64)])
+    results = seg.segment_batch(requests)
+    assert [r.batch_size for r in results] == [2, 1, 2]  # native sizes: two network sizes
+    assert [r.labels.shape for r in results] == [(40, 64), (24, 80), (40, 64)]
+    for request, result in zip(requests, results):
+        assert np.array_equal(result.labels, seg.segment(request.image, request.channel_order).labels)
+
+
+def test_backends_without_batches_serve_a_batch_frame_by_frame():
+    pytest.importorskip("onnxruntime")
+    seg = Segmenter(SegmenterConfig(checkpoint="random", device="cpu", backend="onnxruntime"),
+                    create_model("ddrnet23_slim").eval())
+    requests = _camera_requests(np.random.default_rng(3), [(40, 64), (40, 64)])
+    results = seg.segment_batch(requests)
+    assert not seg.batches and [r.batch_size for r in results] == [1, 1]
+    for request, result in zip(requests, results):
+        assert np.array_equal(result.labels, seg.segment(request.image, request.channel_order).labels)
+
+
+def test_warm_up_prepares_every_camera_key_and_the_batch_with_all_outputs():
+    seg = Segmenter(SegmenterConfig(checkpoint="random", device="cpu", input_size=(64, 96)),
+                    create_model("ddrnet23_slim").eval())
+    seg.warm_up(["front", "rear"], batch=True)
+    from ddrnet_ros.engine.backends.torch_backend import BATCH_STREAM_KEY
+
+    assert {"front", "rear", BATCH_STREAM_KEY} <= set(seg._slots)
+    assert seg._slots["front"].frame is not None and seg._slots[BATCH_STREAM_KEY].frame.shape == (2, 3, 64, 96)

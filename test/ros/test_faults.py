@@ -400,8 +400,9 @@ def test_huge_frames_are_refused_quickly_counted_and_only_transport_buffers_grow
     # copies (this publisher's message and serialised sample, the node's reader buffers, the node
     # callback's message); +2.0 frames resident while the node's image subscription exists, not
     # growing with the second frame, and +1 MiB once deactivate destroys that subscription. Had the
-    # node decoded and segmented the frame, the engine alone would have needed ~90 bytes per pixel
-    # (the max_input_pixels description): 3.1 GiB, 30 frames. Bounds: 10 s (time is the transport's;
+    # node decoded and segmented the frame, the engine would have needed ~12 bytes per pixel on top
+    # (the max_input_pixels description: 410 MiB, 4 frames) plus the network's activations (here,
+    # without an input_size, at 6000x6000: far more). Bounds: 10 s (time is the transport's;
     # memory is what tells refusal from processing), 6 frames peak, 3 resident, no growth from the
     # second frame beyond a quarter frame, within a quarter frame of the start after deactivate.
     first_took, first_grew = refuse(huge, real, diagnostics, 3)

@@ -6,28 +6,32 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..engine import Segmenter
 from ..engine.backends import BACKENDS, available_backends
 from ..engine.bench import (
     DEFAULT_SIZES,
     TARGET,
+    Contender,
     Row,
     bench_image,
     make_contenders,
     postprocess_costs,
+    print_camvid_scores,
     print_table,
     run_size,
     summarise,
     verdict,
 )
-from ..engine.loading import RANDOM
+from ..engine.loading import RANDOM, load_model
 from ..model import VARIANTS
 from ..resources import DEFAULT_VARIANT, default_checkpoint
 from .common import checkpoint_argument, size_argument
@@ -50,6 +54,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precisions", nargs="+", default=None, choices=("fp32", "bf16", "int8"),
                         help="OpenVINO pipelines to time (default fp32 bf16, plus int8 where nncf is installed "
                              "or the checkpoint has a calibrated int8 model)")
+    parser.add_argument("--camvid-root", default=os.environ.get("DDRNET_ROS_CAMVID") or None, metavar="DIR",
+                        help="also score every pipeline of the checkpointed ddrnet23_slim on CamVid val "
+                             "(11-class mIoU at the checkpoint's network size; default $DDRNET_ROS_CAMVID); "
+                             "precisions are offered only within 1 point of fp32")
+    parser.add_argument("--camvid-frames", type=int, default=None, metavar="N",
+                        help="score on the first N CamVid val frames (default: all 101)")
     parser.add_argument("--quick", action="store_true", help="ddrnet23_slim at 512x1024 only, 3 iterations")
     parser.add_argument("--json", type=Path, default=None, help="also write every number to this JSON file")
 
@@ -87,11 +97,34 @@ def main(args: argparse.Namespace) -> int:
         engine_log.setLevel(level)
 
 
+def _camvid_scores(variant: str, checkpoint: str, contenders: list[Contender], root: str,
+                   frames: int | None) -> dict[str, Any]:
+    """CamVid val mIoU of every pipeline, each run at the checkpoint's own network size (as the node
+    runs it), scored with ``evaluate``'s protocol; printed against fp32 eager."""
+    from ..evaluation.offline import evaluate_dataset, open_dataset
+
+    dataset = open_dataset("camvid", root, "val")
+    loaded = load_model(variant, checkpoint)
+    network = loaded.metadata.get("network_input_size")
+    scores: dict[str, float] = {}
+    for contender in contenders:
+        if contender.segmenter is None:
+            continue  # the peer: network only, no labels
+        config = replace(contender.segmenter.config, input_size=tuple(network) if network else None)
+        segmenter = Segmenter(config, contender.segmenter.module, optimize=contender.segmenter.optimize)
+        report = evaluate_dataset(dataset, segmenter, {}, max_frames=frames, progress=True)
+        assert report.scores is not None  # a labelled dataset is always scored
+        scores[contender.name] = report.scores.mean_iou
+    print_camvid_scores(variant, scores, network, report.frames["scored"])
+    return {"variant": variant, "network_input_size": network, "frames": report.frames["scored"], "miou": scores}
+
+
 def _run(args: argparse.Namespace, variants: list[str], sizes: list[tuple[int, int]], iterations: int,
          backends: list[str]) -> int:
     print(f"ddrnet-ros bench: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{args.threads or torch.get_num_threads()} threads, backends: eager fp32 (plain), {', '.join(backends)}")
     results: list[dict[str, Any]] = []
+    accuracy: list[dict[str, Any]] = []
     target_rows: list[Row] = []
     for variant in variants:
         checkpoint = _checkpoint_for(variant, args.checkpoint if variant == "ddrnet23_slim" else None)
@@ -109,12 +142,16 @@ def _run(args: argparse.Namespace, variants: list[str], sizes: list[tuple[int, i
                             "rows": [asdict(r) for r in rows], "postprocess": post})
             if (variant, size) == TARGET[:2]:
                 target_rows = rows
+        if args.camvid_root and checkpoint != RANDOM:
+            accuracy.append(_camvid_scores(variant, checkpoint, contenders, args.camvid_root, args.camvid_frames))
         del contenders
-    line = verdict(target_rows) if target_rows else None
+    target_miou = next((a["miou"] for a in accuracy if a["variant"] == TARGET[0]), None)
+    line = verdict(target_rows, target_miou) if target_rows else None
     if line:
         print(f"\n{TARGET[0]} at {TARGET[1][0]}x{TARGET[1][1]}: {line}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"threads": args.threads or torch.get_num_threads(),
-                                         "torch": torch.__version__, "results": results}, indent=2) + "\n")
+                                         "torch": torch.__version__, "results": results,
+                                         "camvid_val": accuracy}, indent=2) + "\n")
     return 0

@@ -32,6 +32,8 @@ DEFAULT_SIZES = ("512x1024", "1024x2048")
 #: the peer's and <= EAGER_TARGET x plain eager's; "accurate": labels equal fp32 eager's on >= AGREEMENT.
 TARGET = ("ddrnet23_slim", (1024, 2048), 0.5)
 PEER_TARGET, EAGER_TARGET, AGREEMENT = 0.5, 0.15, 0.98
+#: ... and, where CamVid val is scored (``--camvid-root``), an mIoU within this many points of fp32 eager's.
+MIOU_TOLERANCE_POINTS = 1.0
 PEER_NAME = "peer: OpenVINO defaults, network only"
 
 
@@ -162,7 +164,7 @@ def postprocess_costs(segmenter: Segmenter, image: np.ndarray, repeats: int = 5)
         reference, _ = labels_and_confidence(reference_logits(logits, plan), want_confidence=False)
         full.append((time.perf_counter() - started) * 1e3)
         started = time.perf_counter()
-        labels = fast_labels(logits, image_map, plan)
+        labels = fast_labels(logits, image_map, fallback=True)
         fast.append((time.perf_counter() - started) * 1e3)
     cells = logits[0].argmax(0)
     border_cells = float(((cells[1:, :] != cells[:-1, :])[:, :-1] | (cells[:, 1:] != cells[:, :-1])[:-1, :])
@@ -182,10 +184,13 @@ def summarise(variant: str, size: tuple[int, int], contenders: list[Contender]) 
     return rows
 
 
-def verdict(rows: list[Row]) -> str | None:
-    """The target line: the fastest accurate pipeline against the peer and plain eager."""
+def verdict(rows: list[Row], camvid_miou: dict[str, float] | None = None) -> str | None:
+    """The target line: the fastest accurate pipeline against the peer and plain eager. Accurate: labels
+    equal fp32 eager's on >= AGREEMENT of the bench image and, where CamVid val was scored, an mIoU
+    within MIOU_TOLERANCE_POINTS of fp32 eager's."""
     peer = next((r for r in rows if r.name == PEER_NAME), None)
-    accurate = [r for r in rows[1:] if r.agreement is not None and r.agreement >= AGREEMENT]
+    accurate = [r for r in rows[1:] if r.agreement is not None and r.agreement >= AGREEMENT
+                and within_miou_tolerance(r.name, camvid_miou)]
     if peer is None or not accurate:
         return None
     best = min(accurate, key=lambda r: r.p50_ms)
@@ -211,3 +216,23 @@ def print_table(rows: list[Row], post: dict[str, float] | None, out: Any = None)
         print(f"  postprocess of one frame's logits: upsample all classes + argmax {post['full_ms']:.1f} ms, "
               f"border-only labels {post['fast_ms']:.1f} ms ({post['border_cells']:.1%} border cells, "
               f"labels equal {post['agreement']:.4%})", file=out)
+
+
+def within_miou_tolerance(name: str, camvid_miou: dict[str, float] | None) -> bool:
+    """Whether pipeline ``name`` scores within MIOU_TOLERANCE_POINTS of the first (fp32 eager); True unscored."""
+    if not camvid_miou or name not in camvid_miou:
+        return True
+    return 100 * (camvid_miou[name] - next(iter(camvid_miou.values()))) >= -MIOU_TOLERANCE_POINTS
+
+
+def print_camvid_scores(variant: str, scores: dict[str, float], network: Any, frames: int, out: Any = None) -> None:
+    """mIoU per pipeline against plain eager fp32, flagging those more than MIOU_TOLERANCE_POINTS below."""
+    out = out or sys.stdout
+    size = "x".join(str(v) for v in network) if network else "the image size"
+    print(f"\n{variant} on CamVid val ({frames} frames, network input {size}): 11-class mIoU", file=out)
+    base = next(iter(scores.values()))
+    for name, miou in scores.items():
+        delta = 100 * (miou - base)
+        below = f"  (more than {MIOU_TOLERANCE_POINTS:g} point below fp32)"
+        flag = "" if within_miou_tolerance(name, scores) else below
+        print(f"  {name:<40}{miou:>8.4f}{delta:>+9.2f} pts{flag}", file=out)

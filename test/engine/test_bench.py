@@ -61,3 +61,36 @@ def test_every_contender_runs_the_network_at_the_measured_image_size(tmp_path):
     contenders = make_contenders("ddrnet23_slim", str(path), 1, ["torch"], channels_last=False)
     assert len(contenders) == 2
     assert all(c.segmenter.network_size(96, 160) == (96, 160) for c in contenders)
+
+
+def test_bench_scores_every_pipeline_on_camvid_val_at_the_checkpoint_network_size(tmp_path, capsys, camvid_root):
+    """--camvid-root: mIoU per pipeline with evaluate's protocol, in the JSON and printed against fp32."""
+    from ddrnet_ros.model import create_model, save_checkpoint
+
+    path = save_checkpoint(create_model("ddrnet23_slim").eval(), tmp_path / "small.pt",
+                           {"variant": "ddrnet23_slim", "num_classes": 19, "network_input_size": [64, 96]})
+    out = tmp_path / "bench.json"
+    code = cli_main(["bench", "--checkpoint", str(path), "--sizes", "64x128", "--iterations", "1", "--warmup", "0",
+                     "--threads", "1", "--backends", "torch", "--camvid-root", str(camvid_root),
+                     "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "ddrnet23_slim on CamVid val (" in text and "network input 64x96): 11-class mIoU" in text
+    accuracy = json.loads(out.read_text())["camvid_val"][0]
+    assert accuracy["network_input_size"] == [64, 96] and accuracy["frames"] >= 1
+    scores = accuracy["miou"]
+    assert list(scores) == ["eager fp32 (plain)", "torch (BN folded)"]
+    assert 0.0 <= scores["eager fp32 (plain)"] <= 1.0
+    assert abs(scores["torch (BN folded)"] - scores["eager fp32 (plain)"]) < 0.01  # the same network, folded
+
+
+def test_a_precision_more_than_a_point_below_fp32_on_camvid_is_not_accurate_for_the_verdict():
+    from ddrnet_ros.engine.bench import Row, verdict
+
+    rows = [Row("ddrnet23_slim", (1024, 2048), "eager fp32 (plain)", 1000, 1000, 1000, 1.0, 1.0, 3),
+            Row("ddrnet23_slim", (1024, 2048), PEER_NAME, 200, 200, 200, 0.2, None, 3, 1.0),
+            Row("ddrnet23_slim", (1024, 2048), "openvino int8 (uint8 in)", 90, 90, 90, 0.09, 0.99, 3, 0.45),
+            Row("ddrnet23_slim", (1024, 2048), "openvino bf16 (uint8 in)", 150, 150, 150, 0.15, 0.995, 3, 0.75)]
+    assert "met: openvino int8" in verdict(rows)
+    miou = {"eager fp32 (plain)": 0.60, "openvino int8 (uint8 in)": 0.585, "openvino bf16 (uint8 in)": 0.598}
+    assert "NOT met: openvino bf16" in verdict(rows, miou)

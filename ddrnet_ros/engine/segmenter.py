@@ -238,7 +238,6 @@ class Segmenter:
             fill_network_input(slot.frame, torch.from_numpy(_writable(image)), plan, channel_order)
             return self.backend.infer(slot.frame)
 
-
     def warm_up(self, stream_keys: Sequence[str] = ("default",), batch: bool = False) -> None:
         """One frame with every output on each key at the network size (default 256x512 without one),
         and with ``batch`` one batch of all keys: CUDA's lazy set-up, each key's stream and buffers and
@@ -246,9 +245,9 @@ class Segmenter:
         image = np.zeros((*(self.input_size or (256, 512)), 3), np.uint8)
         requests = [FrameRequest(image, want_color=True, want_overlay=True, want_confidence=True, stream_key=key)
                     for key in stream_keys]
-        for request in requests:
-            self.segment(image, want_color=True, want_overlay=True, want_confidence=True,
-                         stream_key=request.stream_key)
+        for r in requests:
+            self.segment(r.image, r.channel_order, r.want_color, r.want_overlay, r.want_confidence,
+                         stream_key=r.stream_key)
         if batch and len(requests) > 1:
             self.segment_batch(requests)
 
@@ -343,6 +342,7 @@ def check_blending(overlay_alpha: float, confidence_threshold: float) -> None:
         raise ValueError(f"overlay_alpha must be in [0, 1], got {overlay_alpha}")
     if not 0.0 <= confidence_threshold <= 1.0:
         raise ValueError(f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
+
 
 def uint8_frame(slot: _Slot, image: np.ndarray, plan: FramePlan, channel_order: str) -> np.ndarray:
     """The (Hn, Wn, 3) uint8 network frame of ``image``: resized (bilinear, half-pixel centres, as the

@@ -178,16 +178,16 @@ class SegmentationNode(LifecycleNode):
         try:
             settings = read_settings(self)
             segmenter = Segmenter(settings.segmenter)  # checks the class map against the model
+            batching = settings.batching(segmenter.device)
             if segmenter.device.startswith("cuda"):  # CUDA's lazy set-up and autotuning here, not on frames
-                segmenter.warm_up([camera.name for camera in settings.cameras],
-                                  batch=settings.batching(segmenter.device))
+                segmenter.warm_up([camera.name for camera in settings.cameras], batch=batching)
         except Exception as exc:  # any failure to load the model fails configure, with its reason
             self.configure_error = f"{exc}" if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"configure failed: {self.configure_error}")
             return TransitionCallbackReturn.FAILURE
         self.configure_error = None
         self.settings, self.segmenter = settings, segmenter
-        self._batching = settings.batching(str(segmenter.device))
+        self._batching = batching
         self.get_logger().info(
             f"model {segmenter.variant} ({segmenter.num_classes} classes) from "
             f"{segmenter.checkpoint_path or 'random initialisation'} on device {segmenter.device}, "

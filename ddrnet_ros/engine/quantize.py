@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .preprocess import normalise_numpy
+from .postprocess import reference_logits
+from .preprocess import normalise_numpy, plan_frame
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +123,10 @@ def full_resolution_labels(logits: np.ndarray) -> np.ndarray:
     97.2 % on CamVid val frames at 1024x2048, the same int8 model: agreement depends on the frames and
     the size, so the recorded number says which (``agreement_frames``, ``calibration_size``)."""
     import torch
-    import torch.nn.functional as F
 
-    upsampled = F.interpolate(torch.from_numpy(np.ascontiguousarray(logits)), scale_factor=8, mode="bilinear",
-                              align_corners=False)
-    return upsampled[0].argmax(0).numpy()
+    height, width = 8 * logits.shape[2], 8 * logits.shape[3]
+    image_logits = reference_logits(torch.from_numpy(np.ascontiguousarray(logits)), plan_frame(height, width))
+    return image_logits[0].argmax(0).numpy()
 
 
 def agreement(core: Any, float_model: Any, int8_model: Any, images: list[np.ndarray]) -> float:

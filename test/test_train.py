@@ -398,3 +398,79 @@ def test_the_train_config_is_the_parsed_command_line_typed_and_flattened(camvid_
     config = TrainConfig.from_args(args)
     assert config.data == [("camvid", 3.0), ("synthetic", 1.0)] and config.crop == (48, 64)
     assert config.classes == "x.yaml" and config.argv[:2] == ("--data", "camvid:3")
+
+
+# --------------------------------------------------------------------------------------------
+# weight average
+
+
+def test_the_weight_average_follows_the_live_weights_with_a_warming_up_decay():
+    from ddrnet_ros.training.averaging import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    average = WeightAverage(model, decay=0.5)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    model.train()(torch.randn(2, 3, 8, 8))  # moves the BN running stats and its integer counter
+    second = {k: v.clone() for k, v in model.state_dict().items()}
+
+    average.update(model)  # decay min(0.5, 1/10) = 0.1
+    for key, value in average.model.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, 0.1 * first[key] + 0.9 * second[key], msg=key)
+        else:
+            assert torch.equal(value, second[key]), key  # num_batches_tracked is copied, not averaged
+    average.update(model)  # decay min(0.5, 2/11)
+    weight = average.model.state_dict()["0.weight"]
+    expected = (2 / 11) * (0.1 * first["0.weight"] + 0.9 * second["0.weight"]) + (9 / 11) * second["0.weight"]
+    torch.testing.assert_close(weight, expected)
+    assert average.updates == 2 and not any(p.requires_grad for p in average.model.parameters())
+
+
+def test_a_run_with_a_weight_average_validates_and_saves_the_average_and_resumes_it(cityscapes_root, tmp_path):
+    straight = tmp_path / "straight"
+    train(run_args(cityscapes_root, straight, "--iterations", "4", "--threads", "1", "--weight-average", "0.9"))
+    saved = torch.load(straight / "resume.pt", map_location="cpu", weights_only=True)
+    assert saved["weight_average"]["updates"] == 4
+    averaged, live = saved["weight_average"]["weights"], saved["model"]
+    last = torch.load(straight / "last.pt", weights_only=True)
+    assert all(torch.equal(last[k], averaged[k]) for k in last)  # the file holds the average...
+    assert any(not torch.equal(last[k], live[k]) for k in last if last[k].is_floating_point())  # ...not the live
+    assert read_metadata(straight / "last.pt")["recipe"]["weight_average"] == 0.9
+
+    split = tmp_path / "split"
+    train(run_args(cityscapes_root, split, "--iterations", "4", "--threads", "1", "--weight-average", "0.9",
+                   "--time-budget", "1e-9"))
+    train(run_args(cityscapes_root, split, "--iterations", "4", "--threads", "1", "--weight-average", "0.9",
+                   "--resume"))
+    resumed = torch.load(split / "last.pt", weights_only=True)
+    for key in last:
+        torch.testing.assert_close(resumed[key], last[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_resuming_a_run_saved_without_an_average_starts_the_average_from_the_resumed_weights(tmp_path):
+    from ddrnet_ros.training import RunState, load_resume, save_resume
+    from ddrnet_ros.training.averaging import WeightAverage
+
+    model = create_model("ddrnet23_slim", aux=True).train()
+    optimizer = _optimizer_with_state(model)
+    run_config = {"variant": "ddrnet23_slim", "num_classes": 19, "aux": True}
+    save_resume(tmp_path / "resume.pt", model, optimizer, RunState(iteration=3), run_config)
+
+    fresh = create_model("ddrnet23_slim", aux=True).train()
+    average = WeightAverage(fresh, decay=0.99)
+    average.updates = 50
+    load_resume(tmp_path / "resume.pt", fresh, torch.optim.SGD(fresh.parameters(), lr=0.01, momentum=0.9),
+                run_config, average)
+    assert average.updates == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(average.model.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("decay", ["1", "-0.5"])
+def test_a_weight_average_decay_outside_zero_to_one_is_a_one_line_error(cityscapes_root, tmp_path, capsys, decay):
+    code = command.main(run_args(cityscapes_root, tmp_path / "out", "--iterations", "2", "--weight-average", decay))
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "--weight-average must be in [0, 1)" in err and len(err.splitlines()) == 1

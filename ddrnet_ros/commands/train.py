@@ -102,6 +102,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--aux-weight", type=float, default=0.4, help="0 trains without the auxiliary head")
     opt.add_argument("--ohem-threshold", type=float, default=0.7)
     opt.add_argument("--min-kept", type=int, default=100_000)
+    opt.add_argument("--weight-average", type=float, default=0.0, metavar="DECAY",
+                     help="validate and save an exponential moving average of the weights with this decay per "
+                          "step (e.g. 0.997: about the last 300 steps) instead of the live weights; steadier "
+                          "validation scores when fine-tuning. 0 (default) = off")
 
     run = parser.add_argument_group("run")
     run.add_argument("--output", required=True, metavar="DIR", help="checkpoints, sidecars and history go here")

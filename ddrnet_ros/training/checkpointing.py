@@ -21,6 +21,7 @@ from ..classes import ClassMap
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..model import CheckpointError, DDRNet
 from ..model.checkpoint import AUX_PREFIX, read_state_dict
+from .averaging import WeightAverage
 from .config import TrainConfig
 from .data import CAMERA_EFFECTS
 from .errors import TrainingError
@@ -83,8 +84,8 @@ class RunState:
 
 
 def save_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: RunState,
-                run_config: dict) -> None:
-    """Model (with aux head), optimizer, counters and RNG state as plain tensors and scalars."""
+                run_config: dict, average: WeightAverage | None = None) -> None:
+    """Model (with aux head), optimizer, weight average, counters and RNG state as plain tensors and scalars."""
     payload = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
@@ -95,13 +96,17 @@ def save_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
         "last_val": json.dumps(state.last_val),
         "run_config": json.dumps(run_config),
         "torch_rng_state": torch.get_rng_state(),
+        **({"weight_average": average.state_dict()} if average is not None else {}),
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
 
 
-def load_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, run_config: dict) -> RunState:
+def load_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, run_config: dict,
+                average: WeightAverage | None = None) -> RunState:
+    """Restore what :func:`save_resume` wrote. A run that now averages its weights but saved no
+    average starts the average from the resumed weights (its decay warms up again)."""
     if not path.is_file():
         raise TrainingError(f"--resume: {path} not found (nothing to resume in this output directory)")
     payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -116,6 +121,13 @@ def load_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
     model.load_state_dict(payload["model"], strict=True)
     optimizer.load_state_dict(payload["optimizer"])
     torch.set_rng_state(payload["torch_rng_state"])
+    if average is not None:
+        if "weight_average" in payload:
+            average.load_state_dict(payload["weight_average"])
+        else:
+            LOG.info("resume: %s holds no weight average; starting one from the resumed weights", path)
+            average.model.load_state_dict(model.state_dict())
+            average.updates = 0
     return RunState(iteration=int(payload["iteration"]), best_miou=float(payload["best_miou"]),
                     best_iteration=int(payload["best_iteration"]), wall_time_s=float(payload["wall_time_s"]),
                     last_val=json.loads(payload["last_val"]))
@@ -137,6 +149,7 @@ def checkpoint_metadata(args: TrainConfig, class_map: ClassMap, data: dict, stat
         "recipe": {"batch_size": args.batch_size, "crop": list(args.crop), "lr": args.lr, "momentum": args.momentum,
                    "weight_decay": args.weight_decay, "poly_power": args.poly_power, "aux_weight": args.aux_weight,
                    "ohem_threshold": args.ohem_threshold, "min_kept": args.min_kept,
+                   "weight_average": args.weight_average,
                    "scale_range": [args.scale_min, args.scale_max],
                    "camvid_scale_range": [args.camvid_scale_min, args.camvid_scale_max],
                    "camera_augmentation": {"on": args.camera_aug, "p": args.aug_p,

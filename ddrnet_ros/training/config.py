@@ -65,6 +65,7 @@ class TrainConfig:
     aux_weight: float
     ohem_threshold: float
     min_kept: int
+    weight_average: float
     # run
     output: str
     resume: bool

@@ -31,6 +31,7 @@ from ..classes import ClassMap, TrainingLabelSets  # noqa: E402
 from ..data.camvid import label_space_of  # noqa: E402
 from ..data.datasets import ValidationPairs  # noqa: E402
 from ..model import INPUT_MULTIPLE, create_model, save_checkpoint  # noqa: E402
+from .averaging import WeightAverage  # noqa: E402
 from .checkpointing import RESUME_FILE, RunState, checkpoint_metadata, init_from_checkpoint, load_resume, save_resume  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .data import EpochBatches, build_sources, training_set, worker_init  # noqa: E402
@@ -86,6 +87,8 @@ def check_args(args: TrainConfig) -> None:
         raise TrainingError("--iterations must be at least 1")
     if args.epochs is not None and args.epochs < 1:
         raise TrainingError("--epochs must be at least 1")
+    if not 0 <= args.weight_average < 1:
+        raise TrainingError(f"--weight-average must be in [0, 1) (0 = off), got {args.weight_average}")
     if args.anneal_to_budget and not args.time_budget:
         raise TrainingError("--anneal-to-budget needs --time-budget")
     if args.precision == "fp16" and not str(args.device).startswith("cuda"):
@@ -124,9 +127,11 @@ class Trainer:
         self.run_config = {"variant": args.variant, "num_classes": self.class_map.num_classes,
                            "aux": args.aux_weight > 0, "total_iterations": self.total,
                            "batch_size": args.batch_size, "seed": args.seed, "data": self.data_description}
+        self.average = WeightAverage(self.model, args.weight_average) if args.weight_average else None
         self.state = RunState()
         if args.resume:
-            self.state = load_resume(self.output / RESUME_FILE, self.model, self.optimizer, self.run_config)
+            self.state = load_resume(self.output / RESUME_FILE, self.model, self.optimizer, self.run_config,
+                                     self.average)
             LOG.info("resumed from %s at iteration %d (best mIoU %.4f)", self.output / RESUME_FILE,
                      self.state.iteration, self.state.best_miou)
         budget_s = args.time_budget * 60.0 if args.time_budget else math.inf
@@ -135,6 +140,11 @@ class Trainer:
         self.wall_before = self.state.wall_time_s
         self.session_start = time.monotonic()
         self.last_validated = self.state.iteration if args.resume else -1
+
+    @property
+    def scored_model(self) -> torch.nn.Module:
+        """What is validated and written to best.pt/last.pt: the weight average when there is one."""
+        return self.average.model if self.average is not None else self.model
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -182,12 +192,15 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update(self.model)
         return float(loss.detach())
 
     def validate_and_save(self, iteration: int, val_loader: DataLoader, loss_ema: float | None) -> dict:
         """Score the validation set; write last.pt (and best.pt), resume.pt and a history line."""
         started = time.monotonic()
-        scores = validate(self.model, val_loader, self.class_map, self.device, label_space=self.val_space).as_dict()
+        scores = validate(self.scored_model, val_loader, self.class_map, self.device,
+                          label_space=self.val_space).as_dict()
         state = self.state
         state.wall_time_s = self.run_seconds()
         state.last_val = {"iteration": iteration, **scores}
@@ -195,10 +208,10 @@ class Trainer:
         if is_best:
             state.best_miou, state.best_iteration = scores["mIoU"], iteration
         metadata = checkpoint_metadata(self.args, self.class_map, self.data_description, state, scores, iteration)
-        save_checkpoint(self.model, self.output / "last.pt", metadata)
+        save_checkpoint(self.scored_model, self.output / "last.pt", metadata)
         if is_best:
-            save_checkpoint(self.model, self.output / "best.pt", metadata)
-        save_resume(self.output / RESUME_FILE, self.model, self.optimizer, state, self.run_config)
+            save_checkpoint(self.scored_model, self.output / "best.pt", metadata)
+        save_resume(self.output / RESUME_FILE, self.model, self.optimizer, state, self.run_config, self.average)
         with (self.output / "history.jsonl").open("a") as f:
             f.write(json.dumps({"iteration": iteration, "loss_ema": loss_ema, "wall_time_s": state.wall_time_s,
                                 **scores}) + "\n")

@@ -129,9 +129,12 @@ def _run(args: argparse.Namespace, variants: list[str], sizes: list[tuple[int, i
     for variant in variants:
         checkpoint = _checkpoint_for(variant, args.checkpoint if variant == "ddrnet23_slim" else None)
         print(f"\n== {variant}: {'random weights' if checkpoint == RANDOM else 'checkpoint ' + checkpoint}")
-        contenders = make_contenders(variant, checkpoint, args.threads, backends, args.channels_last,
-                                     tuple(args.precisions or default_precisions()))
+        contenders: list[Contender] = []
         for size in sizes:
+            # Built per size: each pipeline runs the network at the measured size, and int8 is
+            # calibrated at the size it runs (once per checkpoint and size; cached).
+            contenders = make_contenders(variant, checkpoint, args.threads, backends, args.channels_last,
+                                         tuple(args.precisions or default_precisions()), size)
             image = bench_image(*size)
             run_size(contenders, image, iterations, args.warmup)
             rows = summarise(variant, size, contenders)
@@ -142,7 +145,7 @@ def _run(args: argparse.Namespace, variants: list[str], sizes: list[tuple[int, i
                             "rows": [asdict(r) for r in rows], "postprocess": post})
             if (variant, size) == TARGET[:2]:
                 target_rows = rows
-        if args.camvid_root and checkpoint != RANDOM:
+        if args.camvid_root and checkpoint != RANDOM and contenders:
             accuracy.append(_camvid_scores(variant, checkpoint, contenders, args.camvid_root, args.camvid_frames))
         del contenders
     target_miou = next((a["miou"] for a in accuracy if a["variant"] == TARGET[0]), None)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..engine.loading import LoadedModel, load_model
 from ..engine.onnx_export import check_with_onnxruntime, export_metadata, export_onnx
-from ..engine.quantize import calibrate, find_artifact
+from ..engine.quantize import calibrate, calibration_size, find_artifact
 from ..model import INPUT_MULTIPLE, VARIANTS, DDRNet
 from ..resources import DEFAULT_VARIANT
 from .common import add_checkpoint_argument, fail
@@ -27,7 +27,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-check", action="store_true", help="skip running the graph with ONNX Runtime")
     parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                         help="int8: also write the NNCF-quantized OpenVINO IR beside the ONNX file (<output>.int8.xml"
-                             "/.bin), calibrated once per checkpoint and cached for the engine's precision int8")
+                             "/.bin), calibrated once per checkpoint and size (--height x --width) and cached for "
+                             "the engine's precision int8 at that network size")
     parser.add_argument("--camvid-root", default=None, metavar="DIR",
                         help="int8: calibrate on CamVid training frames too (besides synthetic scenes)")
 
@@ -61,15 +62,18 @@ def main(args: argparse.Namespace) -> int:
     print(f"wrote {args.output} ({size_mb:.1f} MB, {loaded.variant}, {loaded.num_classes} classes, {shape})")
     if args.precision == "int8":
         try:
-            written, agreement = write_int8(loaded, data, args.output, args.camvid_root)
+            network_size = None if args.dynamic else (args.height, args.width)
+            written, agreement = write_int8(loaded, data, args.output, args.camvid_root, network_size)
         except (RuntimeError, ImportError, OSError) as exc:
             return fail("export", exc)
         print(f"wrote {written} (int8, labels agree with fp32 on {agreement:.2%} of held-out pixels)")
     return 0
 
 
-def write_int8(loaded: LoadedModel, onnx: bytes, output: Path, camvid_root: str | None) -> tuple[Path, float]:
-    """Calibrate (or reuse the cached calibration of this checkpoint) and copy the IR beside ``output``."""
+def write_int8(loaded: LoadedModel, onnx: bytes, output: Path, camvid_root: str | None,
+               network_size: tuple[int, int] | None) -> tuple[Path, float]:
+    """Calibrate at the exported size (or reuse the cached calibration of this checkpoint at that size)
+    and copy the IR beside ``output``; a dynamic export is calibrated at the default size."""
     import importlib.util
 
     if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("nncf") is None:
@@ -77,7 +81,8 @@ def write_int8(loaded: LoadedModel, onnx: bytes, output: Path, camvid_root: str 
     import openvino as ov
 
     key = loaded.weights_key
-    artifact = find_artifact(key) or calibrate(ov.Core().read_model(onnx), key, camvid_root=camvid_root)
+    size = calibration_size(network_size)
+    artifact = find_artifact(key, size) or calibrate(ov.Core().read_model(onnx), key, size, camvid_root=camvid_root)
     target = output.with_suffix(".int8.xml")
     for suffix in (".xml", ".bin", ".json"):
         shutil.copyfile(artifact.xml.with_suffix(suffix), target.with_suffix(suffix))

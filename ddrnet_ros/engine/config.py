@@ -116,16 +116,18 @@ class SegmenterConfig:
             raise EngineConfigError("class_map", str(self.class_map), "an existing class YAML file or ''",
                                     "file not found")
 
-    def resolve_auto(self, model_key: str) -> tuple[SegmenterConfig, list[str]]:
-        """This config with ``backend``/``precision`` ``auto`` replaced by what this machine runs fastest,
-        and one line per choice saying why (validated again once resolved)."""
+    def resolve_auto(self, model_key: str, network_size: tuple[int, int] | None = None,
+                     ) -> tuple[SegmenterConfig, list[str]]:
+        """This config with ``backend``/``precision`` ``auto`` replaced by what this machine runs fastest
+        (int8 where a model calibrated at ``network_size`` passed the gate), and one line per choice
+        saying why (validated again once resolved)."""
         device_type = self.resolved_device().split(":")[0]
         backend, precision, reasons = self.backend, self.precision, []
         if backend == AUTO:
             backend, why = auto_backend(device_type)
             reasons.append(f"backend auto -> {backend}: {why}")
         if precision == AUTO:
-            precision, why = auto_precision(backend, device_type, model_key)
+            precision, why = auto_precision(backend, device_type, model_key, network_size)
             reasons.append(f"precision auto -> {precision}: {why}")
         resolved = replace(self, backend=backend, precision=precision)
         resolved.validate()

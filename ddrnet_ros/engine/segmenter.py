@@ -23,7 +23,7 @@ from torch import nn
 
 from ddrnet_ros.classes import colorize, overlay
 
-from .backends import NetworkBackend, create_backend
+from .backends import BackendOptions, NetworkBackend, create_backend
 from .backends.torch_backend import BATCH_STREAM_KEY, CudaPipeline, TorchModel, bf16_unsupported_reason
 from .config import EngineConfigError, SegmenterConfig
 from .loading import LoadedModel, load_model, wrap_model
@@ -88,16 +88,16 @@ class Segmenter:
         self.variant = config.variant_name
         self.optimize = optimize
         loaded = self._load(config, model)
-        #: why backend/precision ``auto`` became what they are (empty when nothing was auto)
-        config, self.choices = config.resolve_auto(loaded.weights_key)
-        for line in self.choices:
-            log.info(line)
-        self.config = config
         self.loaded = loaded
         self.metadata: dict[str, Any] = loaded.metadata
         self.checkpoint_path: Path | None = loaded.checkpoint_path
         self.checkpoint_sha256: str | None = loaded.checkpoint_sha256
         self.input_size = self._input_size(config)
+        #: why backend/precision ``auto`` became what they are (empty when nothing was auto)
+        config, self.choices = config.resolve_auto(loaded.weights_key, self.input_size)
+        for line in self.choices:
+            log.info(line)
+        self.config = config
         self.num_classes = self._num_classes(loaded.module)
         self.class_map = loaded.class_map
         self.class_map.check_num_classes(self.num_classes)
@@ -106,9 +106,9 @@ class Segmenter:
         self.module = loaded.module  # the official-layout module (export, tests)
         if self.device.startswith("cuda"):
             check_cuda_precision(config.precision, self.device)
-        self.backend: NetworkBackend = create_backend(config.backend, loaded.module, self.device, config.precision,
-                                                      config.channels_last, config.num_threads, optimize,
-                                                      model_key=loaded.weights_key)
+        options = BackendOptions(self.device, config.precision, config.channels_last, config.num_threads, optimize,
+                                 loaded.weights_key, self.input_size)
+        self.backend: NetworkBackend = create_backend(config.backend, loaded.module, options)
         self._cuda: CudaPipeline | None = None
         if self.device.startswith("cuda"):
             assert isinstance(self.backend, TorchModel)  # the only backend that runs on CUDA (validate)

@@ -101,9 +101,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "torch, else cpu. cuda or cuda:N without that CUDA device fails configure.",
               DEVICE_CHOICES, _is_str),
     ParamSpec("backend", "torch", "Inference backend; onnxruntime and openvino need their Python package and run "
-              "on the CPU only (device cpu or auto), in fp32.", ", ".join(BACKENDS), _is_str),
-    ParamSpec("precision", "fp32", "Numeric precision of inference; fp16 needs a CUDA device, bf16 the torch "
-              "backend.", ", ".join(PRECISIONS), _is_str),
+              "on the CPU only (device cpu or auto); auto: torch on CUDA, else the fastest installed CPU backend "
+              "(openvino, onnxruntime, torch).", ", ".join(BACKENDS), _is_str),
+    ParamSpec("precision", "fp32", "Numeric precision of inference: fp16 needs a CUDA device; bf16 runs on torch "
+              "and openvino; int8 on openvino, quantized with nncf once per checkpoint and network size (the "
+              "first start calibrates for minutes, later starts load the cache); auto: the fastest precision "
+              "this machine runs natively that passed the accuracy gate.", ", ".join(PRECISIONS), _is_str),
     ParamSpec("input_size", [0, 0], "Network input [height, width]; [0, 0]: the size the checkpoint's sidecar "
               "recommends (network_input_size), else each image's own size (padded to a multiple of 8). "
               "Outputs always have the input image's size.",

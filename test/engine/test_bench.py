@@ -28,7 +28,7 @@ def test_bench_reports_every_backend_against_plain_eager(tmp_path, capsys):
     expected = ["eager fp32 (plain)", *([PEER_NAME] if openvino else []), "torch (BN folded)", "torch channels_last"]
     for backend in available_backends():
         if backend == "openvino":
-            expected += ["openvino fp32 (uint8 in)", "openvino bf16 (uint8 in)"]
+            expected += ["openvino fp32 (uint8 in)", "openvino bf16 (uint8 in)", "openvino bf16 (labels in graph)"]
         elif backend != "torch":
             expected.append(backend)
     assert names == expected

@@ -81,7 +81,7 @@ def test_precision_settings_are_validated_with_the_allowed_values(checkpoint, ch
 @needs_nncf
 def test_int8_is_calibrated_once_cached_reused_and_a_different_checkpoint_gets_its_own(
         checkpoint, cache, tmp_path, monkeypatch):
-    from ddrnet_ros.engine import quantize
+    from ddrnet_ros.engine import backends, quantize
     from ddrnet_ros.engine.backends import int8_artifact
     from ddrnet_ros.engine.loading import load_model
 
@@ -92,11 +92,14 @@ def test_int8_is_calibrated_once_cached_reused_and_a_different_checkpoint_gets_i
     first = quantize.calibrate(_float_model(loaded.module), key, size=(64, 128), frames=6)
     assert first.xml.is_file() and 0.0 <= first.agreement <= 1.0
     assert find_artifact(key) == first
+    assert find_artifact(key, (64, 128)) == first and find_artifact(key, (128, 256)) is None
     calls = []
-    monkeypatch.setattr(quantize, "calibrate", lambda *a, **k: calls.append(a))
-    seg = Segmenter(config(checkpoint, precision="int8"))
+    monkeypatch.setattr(backends, "calibrate", lambda *a, **k: calls.append(a[2]) or first)
+    seg = Segmenter(config(checkpoint, precision="int8", input_size=(64, 128)))
     assert seg.segment(road_image()).labels.shape == (64, 128) and calls == []  # the cache, not a new calibration
-    assert int8_artifact(loaded.module, key) == first
+    assert int8_artifact(loaded.module, key, (64, 128)) == first
+    Segmenter(config(checkpoint, precision="int8", input_size=(128, 256)))
+    assert calls == [(128, 256)]  # another network size is calibrated where it runs
     other = save_checkpoint(create_model("ddrnet23_slim").eval(), tmp_path / "b.pt")
     assert find_artifact(load_model("ddrnet23_slim", other).checkpoint_sha256) is None
     sidecar = first.xml.with_suffix(".json")  # made under the old gate (1/8-grid agreement): not trusted
@@ -116,9 +119,12 @@ def test_precision_auto_takes_int8_only_when_its_calibration_passed_the_gate(che
     for agreement, expected in ((0.5, {"bf16", "fp32"}), (0.999, {"int8"})):
         sidecar = artifact.xml.with_suffix(".json")
         sidecar.write_text(json.dumps({**artifact.record, "agreement_with_fp32": agreement}))
-        seg = Segmenter(config(checkpoint, precision="auto"))
+        seg = Segmenter(config(checkpoint, precision="auto", input_size=(64, 128)))
         assert seg.config.precision in expected, seg.choices
         assert any(line.startswith("precision auto -> ") for line in seg.choices)
+    # A model calibrated at another network size does not vouch for this one.
+    seg = Segmenter(config(checkpoint, precision="auto", input_size=(128, 256)))
+    assert seg.config.precision in {"bf16", "fp32"}, seg.choices
 
 
 def test_int8_without_nncf_or_a_calibrated_model_names_the_package(checkpoint, cache, monkeypatch):
@@ -166,3 +172,52 @@ def test_in_memory_weights_get_their_own_cache_key_never_a_shared_name():
     b = wrap_model(create_model("ddrnet23_slim"), "ddrnet23_slim")
     assert a.weights_key != b.weights_key  # a quantized model of one is never served for the other
     assert load_model("ddrnet23_slim", "random").weights_key == load_model("ddrnet23_slim", "random").weights_key
+
+
+# --------------------------------------------------------------------------------------------
+# the label head: labels leave OpenVINO instead of logits
+
+HEAD_PLANS = [((64, 128), None, True), ((61, 203), None, True), ((1080, 1920), (512, 1024), True),
+              ((480, 848), (384, 384), True), ((90, 160), (256, 512), True), ((61, 203), (96, 160), False)]
+
+
+@pytest.mark.parametrize("size, input_size, keep_aspect", HEAD_PLANS)
+def test_the_label_head_gives_the_reference_labels_for_every_frame_plan(size, input_size, keep_aspect):
+    import openvino as ov
+    import torch
+
+    from ddrnet_ros.engine.backends.openvino_backend import label_head_model
+    from ddrnet_ros.engine.postprocess import reference_logits
+    from ddrnet_ros.engine.preprocess import plan_frame
+
+    plan = plan_frame(*size, input_size, keep_aspect)
+    torch.manual_seed(1)
+    logits = torch.randn(1, 19, *plan.logits_size)  # noise: a class border at nearly every pixel
+    compiled = ov.Core().compile_model(label_head_model(plan, 19), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    request.infer({0: logits.numpy()})
+    labels = request.get_output_tensor(0).data[0, 0]
+    expected = reference_logits(logits, plan)[0].argmax(0).numpy()
+    assert labels.shape == size and labels.dtype == np.uint8
+    # Equal up to float rounding at near-ties (measured: at most 6 of 2 million pixels for noise).
+    assert (labels == expected).mean() >= 0.99995
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_labels_out_of_the_graph_are_the_reference_labels_of_the_networks_own_logits(checkpoint, precision):
+    """The head runs in fp32 whatever the network's precision: its labels are the host reference's for
+    the very logits the network gave (a bf16 upsampling would move some)."""
+    from ddrnet_ros.engine.postprocess import reference_logits
+    from ddrnet_ros.engine.preprocess import plan_frame
+
+    segmenter = Segmenter(config(checkpoint, precision=precision))
+    image = road_image(120, 200)
+    plan = plan_frame(120, 200)
+    frame = np.full((*plan.network, 3), 124, np.uint8)
+    frame[:120, :200] = image
+    backend = segmenter.backend
+    labels = backend.infer_labels_uint8(frame, "rgb", plan)
+    logits = backend.infer_uint8(frame, "rgb")
+    expected = reference_logits(logits, plan)[0].argmax(0).numpy()
+    assert labels.shape == (120, 200)
+    assert (labels == expected).mean() >= 0.9999

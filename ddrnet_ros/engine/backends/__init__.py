@@ -16,7 +16,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from ..quantize import Int8Artifact, calibrate, find_artifact
+from ..quantize import Int8Artifact, calibrate, calibration_size, find_artifact
 from .onnxruntime_backend import OnnxRuntimeModel
 from .openvino_backend import OpenVinoModel, _import_openvino, float_openvino_model
 from .torch_backend import TorchModel
@@ -30,9 +30,23 @@ class NetworkBackend(Protocol):
     def infer(self, frame: torch.Tensor) -> torch.Tensor: ...
 
 
-#: (model, device, precision, channels_last, num_threads, optimize, model key) -> backend; the model
-#: key (the checkpoint's sha256, or "random") finds cached artifacts such as a quantized model.
-Factory = Callable[[nn.Module, str, str, bool, int, bool, str], NetworkBackend]
+@dataclass(frozen=True)
+class BackendOptions:
+    """How the engine wants the network run; each backend reads what applies to it."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    channels_last: bool = False
+    num_threads: int = 0                      # 0: the library's default
+    optimize: bool = True                     # False: the model exactly as written (the eager baseline)
+    #: the checkpoint's sha256 (or "random"): finds cached artifacts such as a quantized model
+    model_key: str = "random"
+    #: the network frame size when the engine runs one fixed size (input_size or the checkpoint's
+    #: recommendation); int8 is calibrated at it. None: frames keep their own sizes.
+    network_size: tuple[int, int] | None = None
+
+
+Factory = Callable[[nn.Module, BackendOptions], NetworkBackend]
 
 
 @dataclass(frozen=True)
@@ -56,33 +70,33 @@ class BackendSpec:
         return f"backend '{self.name}' needs the {self.package} package: pip install {self.package}"
 
 
-def _torch(model: nn.Module, device: str, precision: str, channels_last: bool, num_threads: int,
-           optimize: bool, model_key: str) -> NetworkBackend:
-    return TorchModel(model, device, precision, channels_last, fold_bn=optimize)
+def _torch(model: nn.Module, options: BackendOptions) -> NetworkBackend:
+    return TorchModel(model, options.device, options.precision, options.channels_last, fold_bn=options.optimize)
 
 
-def _onnxruntime(model: nn.Module, device: str, precision: str, channels_last: bool, num_threads: int,
-                 optimize: bool, model_key: str) -> NetworkBackend:
-    return OnnxRuntimeModel(model, num_threads=num_threads)
+def _onnxruntime(model: nn.Module, options: BackendOptions) -> NetworkBackend:
+    return OnnxRuntimeModel(model, num_threads=options.num_threads)
 
 
-def _openvino(model: nn.Module, device: str, precision: str, channels_last: bool, num_threads: int,
-              optimize: bool, model_key: str) -> NetworkBackend:
-    int8_xml = int8_artifact(model, model_key).xml if precision == "int8" else None
-    return OpenVinoModel(model, num_threads=num_threads, precision=precision, int8_xml=int8_xml)
+def _openvino(model: nn.Module, options: BackendOptions) -> NetworkBackend:
+    int8_xml = None
+    if options.precision == "int8":
+        int8_xml = int8_artifact(model, options.model_key, options.network_size).xml
+    return OpenVinoModel(model, num_threads=options.num_threads, precision=options.precision, int8_xml=int8_xml)
 
 
-def int8_artifact(model: nn.Module, model_key: str) -> Int8Artifact:
-    """The cached quantized model of this checkpoint; calibrated now (synthetic scenes, plus CamVid
-    training frames where $DDRNET_ROS_CAMVID names a copy) when there is none yet."""
-    found = find_artifact(model_key)
+def int8_artifact(model: nn.Module, model_key: str, network_size: tuple[int, int] | None = None) -> Int8Artifact:
+    """The cached quantized model of this checkpoint at this network size; calibrated now (synthetic
+    scenes, plus CamVid training frames where $DDRNET_ROS_CAMVID names a copy) when there is none yet."""
+    size = calibration_size(network_size)
+    found = find_artifact(model_key, size)
     if found is not None:
         return found
     if importlib.util.find_spec("nncf") is None:
         raise RuntimeError("precision int8 needs the nncf package to calibrate (pip install nncf), or a model "
                            "calibrated before: ddrnet-ros export --precision int8")
     float_model = float_openvino_model(model, _import_openvino().Core())
-    return calibrate(float_model, model_key, camvid_root=os.environ.get("DDRNET_ROS_CAMVID") or None)
+    return calibrate(float_model, model_key, size, camvid_root=os.environ.get("DDRNET_ROS_CAMVID") or None)
 
 
 BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
@@ -101,13 +115,12 @@ def available_backends() -> list[str]:
     return [name for name, spec in BACKENDS.items() if spec.available()]
 
 
-def create_backend(name: str, model: nn.Module, device: str, precision: str = "fp32", channels_last: bool = False,
-                   num_threads: int = 0, optimize: bool = True, model_key: str = "random") -> NetworkBackend:
+def create_backend(name: str, model: nn.Module, options: BackendOptions | None = None) -> NetworkBackend:
     """Build the named backend for ``model`` (RuntimeError with the install hint if its package is missing)."""
     spec = BACKENDS[name]
     if not spec.available():
         raise RuntimeError(spec.missing_hint())
-    return spec.factory(model, device, precision, channels_last, num_threads, optimize, model_key)
+    return spec.factory(model, options or BackendOptions())
 
 
 #: CPU backends in the order ``backend: auto`` prefers them: fastest first, as measured by
@@ -134,14 +147,16 @@ def cpu_supports_bf16() -> bool:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-def auto_precision(backend: str, device_type: str, model_key: str) -> tuple[str, str]:
+def auto_precision(backend: str, device_type: str, model_key: str,
+                   network_size: tuple[int, int] | None = None) -> tuple[str, str]:
     """(precision, why) for ``precision: auto``: the fastest precision that this machine runs natively
-    and that passed the accuracy gate (int8 only with a calibrated model whose labels agree with fp32)."""
+    and that passed the accuracy gate (int8 only with a model calibrated at this network size whose
+    labels agree with fp32)."""
     if device_type == "cuda":
         return "fp16", "CUDA device"
     if backend != "openvino":
         return "fp32", f"the {backend} backend runs fp32 on the CPU"
-    artifact = find_artifact(model_key)
+    artifact = find_artifact(model_key, calibration_size(network_size))
     if artifact is not None and artifact.passes_gate:
         return "int8", f"a calibrated int8 model agrees with fp32 on {artifact.agreement:.1%} of labels"
     if cpu_supports_bf16():

@@ -24,10 +24,11 @@ from torch import nn
 from ddrnet_ros.classes import ClassMap
 from ddrnet_ros.data.synthetic import HELDOUT_SEED_START, generate_scene
 from ddrnet_ros.engine import EngineConfigError, Segmenter, SegmenterConfig
-from ddrnet_ros.engine.backends.torch_backend import CudaFault, TorchModel, frame_outputs
+from ddrnet_ros.engine.backends.torch_backend import CudaFault, TorchModel, batch_outputs
 from ddrnet_ros.engine.config import cuda_unavailable_reason
 from ddrnet_ros.engine.loading import load_model
 from ddrnet_ros.engine.preprocess import fill_network_input, normalisation_on, plan_frame
+from ddrnet_ros.engine.requests import FrameRequest
 
 CUDA_MISSING = None if torch.cuda.is_available() else cuda_unavailable_reason()
 pytestmark = pytest.mark.skipif(CUDA_MISSING is not None, reason=f"needs a CUDA device: {CUDA_MISSING}")
@@ -258,6 +259,8 @@ def test_the_device_frame_never_synchronises_with_the_host(input_size):
     torch.cuda.synchronize()
     with sync_debug_errors():
         fill_network_input(frame, bgr, plan, "bgr")
-        frame_outputs(model, frame, image, plan, "rgb", lookup, 2, 255, want_color=True, want_overlay=True,
-                      want_confidence=True, overlay_alpha=0.5, confidence_threshold=0.6)
+        request = FrameRequest(np.zeros((1, 1, 3), np.uint8), "rgb", want_color=True, want_overlay=True,
+                               want_confidence=True)  # the flags; the image is the device tensor
+        batch_outputs(model, frame, [image], [plan], [request], lookup, 2, 255, overlay_alpha=0.5,
+                      confidence_threshold=0.6)
     torch.cuda.synchronize()

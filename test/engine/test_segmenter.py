@@ -15,8 +15,9 @@ from torch import nn
 
 from ddrnet_ros.classes import ClassMap, ClassMapError
 from ddrnet_ros.engine import SegmentationResult, Segmenter, SegmenterConfig
-from ddrnet_ros.engine.backends.torch_backend import TorchModel, frame_outputs
+from ddrnet_ros.engine.backends.torch_backend import TorchModel, batch_outputs
 from ddrnet_ros.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from ddrnet_ros.engine.requests import FrameRequest
 from ddrnet_ros.model import CheckpointError, create_model, save_checkpoint, sha256_of
 from ddrnet_ros.model.folding import fold_batchnorm
 
@@ -222,9 +223,10 @@ def test_cuda_device_work_gives_the_cpu_results_when_run_on_cpu_tensors(ddrnet):
     model = TorchModel(ddrnet, "cpu", fold_bn=False)  # as the plain (optimize=False) segmenter
     frame = torch.zeros((1, 3, *plan.network))
     lookup = torch.from_numpy(seg.class_map.lookup_table())
-    out = frame_outputs(model, frame, torch.from_numpy(image[:, :, ::-1].copy()), plan, "bgr", lookup, 19, 255,
-                        want_color=True, want_overlay=True, want_confidence=True, overlay_alpha=0.3,
-                        confidence_threshold=threshold)
+    bgr = image[:, :, ::-1].copy()
+    request = FrameRequest(bgr, "bgr", want_color=True, want_overlay=True, want_confidence=True)
+    out = batch_outputs(model, frame, [torch.from_numpy(bgr)], [plan], [request], lookup, 19, 255,
+                        overlay_alpha=0.3, confidence_threshold=threshold)[0]
     assert {name: t.dtype for name, t in out.items()} == dict.fromkeys(["labels", "confidence", "color", "overlay"],
                                                                        torch.uint8)
     np.testing.assert_array_equal(out["labels"].numpy(), expected.labels)

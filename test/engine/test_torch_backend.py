@@ -26,7 +26,6 @@ from ddrnet_ros.engine.backends.torch_backend import (
     batch_outputs,
     configure_cuda_math,
     cuda_faults,
-    frame_outputs,
     is_cuda_error,
     synchronised_frame,
 )
@@ -117,13 +116,20 @@ class Mean8(nn.Module):
 LOOKUP = torch.from_numpy(TWO_CLASSES.lookup_table())
 
 
+def one_frame(model: TorchModel, frame: torch.Tensor, image: torch.Tensor, plan: FramePlan, request: FrameRequest,
+              overlay_alpha: float, confidence_threshold: float) -> dict[str, torch.Tensor]:
+    """batch_outputs on a batch of one, as the CUDA pipeline runs a single camera's frame."""
+    return batch_outputs(model, frame, [image], [plan], [request], LOOKUP, 2, 255, overlay_alpha,
+                         confidence_threshold)[0]
+
+
 def run_frame(model: TorchModel, plan: FramePlan, channel_order: str = "rgb",
               image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """frame_outputs with every output asked for and a confidence threshold."""
+    """One frame with every output asked for and a confidence threshold."""
     frame = torch.zeros((1, 3, *plan.network), dtype=model.dtype)
     image = every_value_image(*plan.image) if image is None else image
-    return frame_outputs(model, frame, image, plan, channel_order, LOOKUP, 2, 255, want_color=True,
-                         want_overlay=True, want_confidence=True, overlay_alpha=0.5, confidence_threshold=0.6)
+    request = FrameRequest(image.numpy(), channel_order, want_color=True, want_overlay=True, want_confidence=True)
+    return one_frame(model, frame, image, plan, request, overlay_alpha=0.5, confidence_threshold=0.6)
 
 
 def test_the_whole_device_frame_reads_nothing_from_the_host():
@@ -148,9 +154,8 @@ def test_a_batch_of_cameras_gives_each_frame_exactly_what_it_gets_alone():
     batched = batch_outputs(model, model.new_frame(3, (24, 48)), images, plans, requests, LOOKUP, 2, 255,
                             overlay_alpha=0.4, confidence_threshold=0.55)
     for outputs, image, plan, r in zip(batched, images, plans, requests):
-        alone = frame_outputs(model, model.new_frame(1, (24, 48)), image, plan, r.channel_order, LOOKUP, 2, 255,
-                              want_color=r.want_color, want_overlay=r.want_overlay,
-                              want_confidence=r.want_confidence, overlay_alpha=0.4, confidence_threshold=0.55)
+        alone = one_frame(model, model.new_frame(1, (24, 48)), image, plan, r, overlay_alpha=0.4,
+                          confidence_threshold=0.55)
         assert outputs.keys() == alone.keys()
         assert outputs["labels"].shape == plan.image
         for name in alone:

@@ -202,27 +202,15 @@ class CudaOutputs:
     inference_ms: float
 
 
-def frame_outputs(model: TorchModel, frame: torch.Tensor, image: torch.Tensor, plan: FramePlan, channel_order: str,
-                  lookup: torch.Tensor, num_classes: int, ignore_label: int, *, want_color: bool, want_overlay: bool,
-                  want_confidence: bool, overlay_alpha: float, confidence_threshold: float) -> dict[str, torch.Tensor]:
-    """One frame, entirely on ``image``'s device: uint8 HxWx3 tensor in, uint8 result tensors out.
-
-    ``frame`` is the reused, zero-padded network input; ``lookup`` the (256, 3) class colour table.
-    This is the CUDA pipeline's device work; it runs on CPU tensors too, which is how the tests
-    check it without a GPU.
-    """
-    fill_network_input(frame, image, plan, channel_order)
-    return post_outputs(model.infer(frame), image, plan, channel_order, lookup, num_classes, ignore_label,
-                        want_color=want_color, want_overlay=want_overlay, want_confidence=want_confidence,
-                        overlay_alpha=overlay_alpha, confidence_threshold=confidence_threshold)
-
-
 def batch_outputs(model: TorchModel, frame: torch.Tensor, images: list[torch.Tensor], plans: list[FramePlan],
                   requests: list[FrameRequest], lookup: torch.Tensor, num_classes: int, ignore_label: int,
                   overlay_alpha: float, confidence_threshold: float) -> list[dict[str, torch.Tensor]]:
-    """Several frames (one per camera) through one forward pass: ``frame`` is (N, 3, Hn, Wn), every
-    plan has that network size; then each frame's outputs at its own image size, as
-    :func:`frame_outputs` makes them. Runs on CPU tensors too (tests)."""
+    """The CUDA pipeline's device work, entirely on the images' device: uint8 HxWx3 tensors in, uint8
+    result tensors out. Several frames (one per camera; a single frame is a batch of one) through one
+    forward pass: ``frame`` is the reused, zero-padded (N, 3, Hn, Wn) network input, every plan has
+    that network size; then each frame's outputs at its own image size. ``lookup`` is the (256, 3)
+    class colour table; ``requests`` say which outputs each frame wants and its colour order. Runs on
+    CPU tensors too, which is how the tests check it without a GPU."""
     for index, (image, plan, request) in enumerate(zip(images, plans, requests)):
         fill_network_input(frame[index:index + 1], image, plan, request.channel_order)
     logits = model.infer(frame)

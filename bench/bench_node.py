@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_node.py --only transport  # just the raw DDS comparison
     .venv/bin/python bench/bench_node.py --only settings --frames 100  # node process settings side by side
     .venv/bin/python bench/bench_node.py --only node --node-rates 10 --node-transports shm-profile  # one case
+    .venv/bin/python bench/bench_node.py --only engines --frames 20  # the shipped model, engine by engine
 
 Everything runs side by side in one invocation, in separate processes as on a robot:
 
@@ -25,6 +26,8 @@ Everything runs side by side in one invocation, in separate processes as on a ro
   period and what is measured is the node, not the CPU's inference speed.
 * settings: the same node case at 10 Hz once per node process setting in NODE_SETTINGS (OpenMP
   wait policy, Fast DDS publication mode), everything else unchanged.
+* engines (only when asked): the shipped model at its own network size inside the node, once per
+  engine in ENGINES (backend x precision), on road scenes at 1 Hz: end-to-end latency side by side.
 
 Target (issue 5): overhead median <= 15 ms and p99 <= 30 ms, no backlog growth.
 """
@@ -69,9 +72,8 @@ def role_publish(args: argparse.Namespace) -> None:
     rclpy.init()
     node = rclpy.create_node("bench_camera")
     publisher = node.create_publisher(Image, args.topic, _qos(args.reliability))
-    rng = np.random.default_rng(0)
     data = array.array("B")
-    data.frombytes(rng.integers(0, 255, HEIGHT * WIDTH * 3, np.uint8).tobytes())
+    data.frombytes(_camera_image(args.image).tobytes())
     deadline = time.monotonic() + 20
     while publisher.get_subscription_count() < args.subscribers and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -101,6 +103,17 @@ def role_publish(args: argparse.Namespace) -> None:
     time.sleep(1.0)  # let reliable retransmissions finish
     node.destroy_node()
     rclpy.shutdown()
+
+
+def _camera_image(kind: str) -> np.ndarray:
+    """The frame the camera sends: noise (the transport and node-overhead cases: the worst case for
+    every copy) or a synthetic road scene (the engine cases: a real model's label step sees class
+    regions, as on a road, not a border at every pixel)."""
+    if kind == "scene":
+        from ddrnet_ros.data.synthetic import generate_scene
+
+        return np.ascontiguousarray(generate_scene(7, height=HEIGHT, width=WIDTH).image)
+    return np.random.default_rng(0).integers(0, 255, (HEIGHT, WIDTH, 3), np.uint8)
 
 
 def role_receive(args: argparse.Namespace) -> None:
@@ -202,7 +215,7 @@ def transport_case(pub_transport: str, sub_transport: str, reliability: str, cou
             "warmup_received": len(warm), "warmup_max_ms": _warmup_max_ms(warm)}
 
 
-FRAME_LOG = re.compile(r"frame (\d+)\.(\d{9}) waited ([\d.]+) ms, inference ([\d.]+) ms, "
+FRAME_LOG = re.compile(r"frame (\d+)\.(\d{9}) waited ([\d.]+) ms, inference ([\d.]+) ms(?: \(batch of \d+\))?, "
                        r"in node ([\d.]+) ms, end-to-end ([\d.]+) ms")
 
 
@@ -228,8 +241,25 @@ NODE_SETTINGS: dict[str, dict[str, str]] = {
 }
 
 
+#: Engines compared inside the node by ``--only engines``: the shipped model at its own network size
+#: (the sidecar's 720x960), 2048x1024 road scenes at 1 Hz, so each frame finds the worker idle and
+#: end-to-end latency is engine + node overhead. "before" is the node's default engine.
+ENGINES: dict[str, dict[str, str]] = {
+    "torch fp32 (default)": {"backend": "torch", "precision": "fp32"},
+    "openvino fp32": {"backend": "openvino", "precision": "fp32"},
+    "openvino bf16": {"backend": "openvino", "precision": "bf16"},
+    "openvino int8": {"backend": "openvino", "precision": "int8"},
+    "auto / auto": {"backend": "auto", "precision": "auto"},
+}
+
+
 def node_case(rate: float, count: int, transport: str, input_size: tuple[int, int], domain: int, tmp: Path,
-              warmup: float, node_env: dict[str, str] | None = None) -> dict:
+              warmup: float, node_env: dict[str, str] | None = None, params: dict[str, str] | None = None,
+              image: str = "noise") -> dict:
+    """One node case; ``params`` replace the default node parameters (random weights at ``input_size``)."""
+    params = params if params is not None else {"checkpoint": "random",
+                                                "input_size": f"[{input_size[0]}, {input_size[1]}]"}
+    ros_params = [arg for name, value in {"device": "cpu", **params}.items() for arg in ("-p", f"{name}:={value}")]
     env = _env(transport, domain)
     for name in ("OMP_WAIT_POLICY", "RMW_FASTRTPS_PUBLICATION_MODE"):
         env.pop(name, None)  # the cases below set them explicitly; nothing leaks in from the shell
@@ -237,9 +267,8 @@ def node_case(rate: float, count: int, transport: str, input_size: tuple[int, in
     with open(log_path, "w") as log:
         node = subprocess.Popen(
             [sys.executable, "-m", "ddrnet_ros", "run", "--params-file", str(ROOT / "config/segmentation.yaml"),
-             "--ros-args", "-p", "checkpoint:=random", "-p", "device:=cpu",
-             "-p", f"input_size:=[{input_size[0]}, {input_size[1]}]",
-             "-r", "camera/image_raw:=bench_image", "--log-level", "segmentation_node:=debug"],
+             "--ros-args", *ros_params, "-r", "camera/image_raw:=bench_image",
+             "--log-level", "segmentation_node:=debug"],
             env={**env, **(node_env or {})}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         receiver = _child("receive", env, "--topic", "segmentation/labels", "--reliability", "reliable",
                           "--out", str(out), "--ready", str(ready), "--idle", "5", "--timeout", str(60 + count))
@@ -249,7 +278,7 @@ def node_case(rate: float, count: int, transport: str, input_size: tuple[int, in
         sent_file.unlink(missing_ok=True)
         publisher = _child("publish", env, "--topic", "bench_image", "--reliability", "reliable",
                            "--count", str(count), "--rate", str(rate), "--settle", "2", "--warmup", str(warmup),
-                           "--out", str(sent_file))
+                           "--out", str(sent_file), "--image", image)
         started = time.monotonic()
         publisher.wait()
         receiver.wait()
@@ -338,7 +367,10 @@ def main() -> int:
     parser.add_argument("--ready")
     parser.add_argument("--idle", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=60.0)
-    parser.add_argument("--only", choices=("transport", "node", "settings"))
+    parser.add_argument("--only", choices=("transport", "node", "settings", "engines"))
+    parser.add_argument("--image", choices=("noise", "scene"), default="noise", help=argparse.SUPPRESS)
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES),
+                        help="engines inside the node for --only engines")
     parser.add_argument("--frames", type=int, default=40, help="frames per case")
     parser.add_argument("--input-size", type=int, nargs=2, default=(128, 256), metavar=("H", "W"),
                         help="network input size of the node (0 0: full 2048x1024)")
@@ -404,9 +436,44 @@ def main() -> int:
                 print(_node_row(f"{name:>14}", r), flush=True)
                 if "node_log_tail" in r:
                     print(r["node_log_tail"])
+        if args.only == "engines":
+            results["engines"] = engines_cases(args, tmp)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
+
+
+def engines_cases(args: argparse.Namespace, tmp: Path) -> list[dict]:
+    """The shipped model inside the node, once per engine of ENGINES, side by side in one run."""
+    _prepare_int8([ENGINES[name] for name in args.engines])
+    print(f"\nthe shipped model inside the node, {WIDTH}x{HEIGHT} rgb8 road scenes at 1 Hz, {args.frames} frames per "
+          "engine, network at the checkpoint's recommended size; p50/p99 in ms")
+    print(_node_header(f"{'engine':>22}"))
+    rows = []
+    for name in args.engines:
+        r = node_case(1.0, args.frames, "shm-profile", (0, 0), args.domain, tmp, args.warmup,
+                      params=ENGINES[name], image="scene")
+        r["case"] = name  # ("engine" holds the engine's timings)
+        rows.append(r)
+        print(_node_row(f"{name:>22}", r), flush=True)
+        if "node_log_tail" in r:
+            print(r["node_log_tail"])
+    base = rows[0]["e2e"][0]
+    for r in rows[1:]:
+        print(f"  {r['case']}: end-to-end p50 {r['e2e'][0] / base:.2f}x {rows[0]['case']}'s")
+    return rows
+
+
+def _prepare_int8(engines: list[dict[str, str]]) -> None:
+    """Calibrate int8 for the shipped model at its network size before any node starts (cached), so
+    that no node spends its first minutes calibrating while the camera is already sending."""
+    if not any(e["precision"] in ("int8", "auto") for e in engines):
+        return
+    from ddrnet_ros.engine import Segmenter, SegmenterConfig
+    from ddrnet_ros.engine.backends import BACKENDS
+
+    if BACKENDS["openvino"].available():
+        Segmenter(SegmenterConfig(checkpoint="shipped", device="cpu", backend="openvino", precision="int8"))
 
 
 if __name__ == "__main__":

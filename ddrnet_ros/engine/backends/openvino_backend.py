@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,15 +103,20 @@ class OpenVinoModel:
 
     def _request(self, height: int, width: int, channel_order: str = "float") -> Any:
         """An infer request for this frame size and input kind (compiled on first use); one per thread."""
-        key = (height, width, channel_order)
+        return self._cached_request(self._compiled, (height, width, channel_order),
+                                    lambda: self._sized(height, width, channel_order), self.config)
+
+    def _cached_request(self, cache: OrderedDict, key: Any, build: Callable[[], Any], config: dict[str, Any]) -> Any:
+        """This thread's infer request of the model ``cache`` holds under ``key``; on first use the
+        model is built and compiled with ``config``, and the least recently used of more than
+        MAX_COMPILED_SIZES entries is dropped."""
         with self._lock:
-            if key not in self._compiled:
-                compiled = self.core.compile_model(self._sized(height, width, channel_order), "CPU", self.config)
-                self._compiled[key] = (compiled, threading.local())
-                if len(self._compiled) > MAX_COMPILED_SIZES:
-                    self._compiled.popitem(last=False)
-            compiled, per_thread = self._compiled[key]
-            self._compiled.move_to_end(key)
+            if key not in cache:
+                cache[key] = (self.core.compile_model(build(), "CPU", config), threading.local())
+                if len(cache) > MAX_COMPILED_SIZES:
+                    cache.popitem(last=False)
+            compiled, per_thread = cache[key]
+            cache.move_to_end(key)
         if not hasattr(per_thread, "request"):
             per_thread.request = compiled.create_infer_request()
         return per_thread.request
@@ -141,19 +147,8 @@ class OpenVinoModel:
 
     def _head_request(self, plan: FramePlan, num_classes: int) -> Any:
         """The label head of ``plan`` (compiled in fp32 on first use), one infer request per thread."""
-        key = (plan, num_classes)
-        with self._lock:
-            if key not in self._heads:
-                config = {**self.config, "INFERENCE_PRECISION_HINT": "f32"}
-                compiled = self.core.compile_model(label_head_model(plan, num_classes), "CPU", config)
-                self._heads[key] = (compiled, threading.local())
-                if len(self._heads) > MAX_COMPILED_SIZES:
-                    self._heads.popitem(last=False)
-            compiled, per_thread = self._heads[key]
-            self._heads.move_to_end(key)
-        if not hasattr(per_thread, "request"):
-            per_thread.request = compiled.create_infer_request()
-        return per_thread.request
+        return self._cached_request(self._heads, (plan, num_classes), lambda: label_head_model(plan, num_classes),
+                                    {**self.config, "INFERENCE_PRECISION_HINT": "f32"})
 
 
 def label_head_model(plan: FramePlan, num_classes: int) -> Any:

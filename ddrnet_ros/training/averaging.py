@@ -33,6 +33,12 @@ class WeightAverage:
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
 
+    def start_from(self, model: nn.Module) -> None:
+        """Restart the average at ``model``'s weights, its decay warming up again (a resumed run that
+        saved no average)."""
+        self.model.load_state_dict(model.state_dict())
+        self.updates = 0
+
     def current_decay(self) -> float:
         return min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
 

@@ -126,8 +126,7 @@ def load_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
             average.load_state_dict(payload["weight_average"])
         else:
             LOG.info("resume: %s holds no weight average; starting one from the resumed weights", path)
-            average.model.load_state_dict(model.state_dict())
-            average.updates = 0
+            average.start_from(model)
     return RunState(iteration=int(payload["iteration"]), best_miou=float(payload["best_miou"]),
                     best_iteration=int(payload["best_iteration"]), wall_time_s=float(payload["wall_time_s"]),
                     last_val=json.loads(payload["last_val"]))

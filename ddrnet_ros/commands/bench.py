@@ -111,7 +111,7 @@ def _camvid_scores(variant: str, checkpoint: str, contenders: list[Contender], r
         if contender.segmenter is None:
             continue  # the peer: network only, no labels
         config = replace(contender.segmenter.config, input_size=tuple(network) if network else None)
-        segmenter = Segmenter(config, contender.segmenter.module, optimize=contender.segmenter.optimize)
+        segmenter = Segmenter(config, contender.segmenter.loaded, optimize=contender.segmenter.optimize)
         report = evaluate_dataset(dataset, segmenter, {}, max_frames=frames, progress=True)
         assert report.scores is not None  # a labelled dataset is always scored
         scores[contender.name] = report.scores.mean_iou

@@ -73,7 +73,9 @@ class Segmenter:
     ``model``: a hook for callers that already hold a network (the trainer's in-memory model,
     geometry probes in the tests). Any ``nn.Module`` that maps a normalised (N, 3, H, W) input,
     H and W multiples of 8, to (N, C, H/8, W/8) logits; it replaces create_model +
-    load_checkpoint, and ``config.checkpoint`` is then ignored.
+    load_checkpoint, and ``config.checkpoint`` is then ignored. A :class:`LoadedModel` (a checkpoint
+    loaded once and shared, as the bench does) keeps its file's sha256, so caches keyed on it (the
+    int8 calibration) are the ones a node loading the same file finds.
     ``optimize``: False gives the plain eager baseline (benchmarks, tests): the module exactly as
     written (no BatchNorm folding) and every class upsampled to full size before the argmax,
     instead of the exact border-only label shortcut of
@@ -81,7 +83,7 @@ class Segmenter:
     :func:`~ddrnet_ros.engine.postprocess.tiled_labels`, whose memory per frame is bounded.
     """
 
-    def __init__(self, config: SegmenterConfig, model: nn.Module | None = None, *, warmup: bool = False,
+    def __init__(self, config: SegmenterConfig, model: nn.Module | LoadedModel | None = None, *, warmup: bool = False,
                  optimize: bool = True) -> None:
         config.validate()
         self.device = config.resolved_device()
@@ -120,7 +122,9 @@ class Segmenter:
             self.warm_up()
 
     # ------------------------------------------------------------------ construction
-    def _load(self, config: SegmenterConfig, model: nn.Module | None) -> LoadedModel:
+    def _load(self, config: SegmenterConfig, model: nn.Module | LoadedModel | None) -> LoadedModel:
+        if isinstance(model, LoadedModel):
+            return model
         if model is not None:
             return wrap_model(model, self.variant, config.class_map)
         return load_model(self.variant, config.checkpoint, config.num_classes, config.class_map)

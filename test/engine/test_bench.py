@@ -63,6 +63,21 @@ def test_every_contender_runs_the_network_at_the_measured_image_size(tmp_path):
     assert all(c.segmenter.network_size(96, 160) == (96, 160) for c in contenders)
 
 
+def test_bench_contenders_key_caches_on_the_checkpoint_file_like_the_node(tmp_path):
+    """The int8 calibration is cached under the weights' key: the bench must use the file's sha256, as a
+    node loading the same file does, or it calibrates the same weights once more under a key of its own."""
+    from ddrnet_ros.engine.bench import make_contenders
+    from ddrnet_ros.engine.config import SegmenterConfig
+    from ddrnet_ros.engine.segmenter import Segmenter
+    from ddrnet_ros.model import create_model, save_checkpoint, sha256_of
+
+    path = save_checkpoint(create_model("ddrnet23_slim"), tmp_path / "small.pt", {"network_input_size": [64, 128]})
+    contenders = make_contenders("ddrnet23_slim", str(path), 1, ["torch"], channels_last=False, size=(64, 128))
+    node_like = Segmenter(SegmenterConfig(variant="ddrnet23_slim", checkpoint=str(path), device="cpu"))
+    assert node_like.loaded.weights_key == sha256_of(path)
+    assert [c.segmenter.loaded.weights_key for c in contenders] == [sha256_of(path)] * 2
+
+
 def test_bench_scores_every_pipeline_on_camvid_val_at_the_checkpoint_network_size(tmp_path, capsys, camvid_root):
     """--camvid-root: mIoU per pipeline with evaluate's protocol, in the JSON and printed against fp32."""
     from ddrnet_ros.model import create_model, save_checkpoint

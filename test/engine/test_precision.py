@@ -97,6 +97,10 @@ def test_int8_is_calibrated_once_cached_reused_and_a_different_checkpoint_gets_i
     monkeypatch.setattr(backends, "calibrate", lambda *a, **k: calls.append(a[2]) or first)
     seg = Segmenter(config(checkpoint, precision="int8", input_size=(64, 128)))
     assert seg.segment(road_image()).labels.shape == (64, 128) and calls == []  # the cache, not a new calibration
+    # The gate measured the float layers in the precision the backend runs them in (bf16 where native).
+    native_bf16 = "BF16" in seg.backend.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert first.record["float_layers"] == ("bf16" if native_bf16 else "f32")
+    assert seg.backend.config["INFERENCE_PRECISION_HINT"] == first.record["float_layers"]
     assert int8_artifact(loaded.module, key, (64, 128)) == first
     Segmenter(config(checkpoint, precision="int8", input_size=(128, 256)))
     assert calls == [(128, 256)]  # another network size is calibrated where it runs

@@ -7,7 +7,7 @@ hint, ``num_threads`` inference threads (0: OpenVINO's default).
 
 Precision is pinned, never OpenVINO's default (bf16 on CPUs that have it): ``fp32``; ``bf16``
 (the inference precision hint); ``int8`` (the NNCF-quantized IR of :mod:`..quantize`, its
-remaining float layers in fp32).
+remaining float layers in bf16 where the CPU runs bf16 natively, else fp32).
 
 Camera frames enter as they are: ``infer_uint8`` takes the uint8 HWC frame (RGB or BGR) and the
 compiled graph does the rest with OpenVINO's PrePostProcessor (element type, colour order,
@@ -38,6 +38,7 @@ from torch import nn
 
 from ..onnx_export import export_onnx
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, FramePlan
+from ..quantize import float_layers_hint
 
 #: Compiled models kept for this many frame sizes.
 MAX_COMPILED_SIZES = 4
@@ -51,9 +52,9 @@ def _import_openvino():
     return openvino
 
 
-#: --precision -> OpenVINO's inference precision hint (int8: the float layers left between the
-#: quantized ones run in fp32).
-PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+#: --precision -> OpenVINO's inference precision hint of the float precisions (int8's float layers:
+#: :func:`~ddrnet_ros.engine.quantize.float_layers_hint`).
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
 def openvino_model_for(model: nn.Module, precision: str, int8_xml: Path | None, core: Any) -> Any:
@@ -84,8 +85,8 @@ class OpenVinoModel:
         self.core = ov.Core()
         self.precision = precision
         self.model = openvino_model_for(model, precision, int8_xml, self.core)
-        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY",
-                                       "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision]}
+        hint = float_layers_hint(self.core) if precision == "int8" else PRECISION_HINTS[precision]
+        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
         if num_threads > 0:
             self.config["INFERENCE_NUM_THREADS"] = num_threads
         self.num_threads = num_threads

@@ -112,6 +112,53 @@ def test_fast_labels_on_noise_agree_by_blocks_or_on_the_tiled_path(fallback, mon
     assert FAST_LABELS_MAX_BORDER_SHARE < 1.0
 
 
+def test_fast_labels_run_their_shortcut_on_one_thread_and_leave_the_callers_count(monkeypatch):
+    """The shortcut's small ops run single-threaded (2.2x faster under load, the same idle); the tiled
+    fallback keeps every thread; the caller's setting is restored, also after an error."""
+    plan = plan_frame(64, 96)
+    smooth = smooth_logits(plan)
+    noise = torch.randn(1, 19, *plan.logits_size, generator=torch.Generator().manual_seed(1))
+    seen: dict[str, int] = {}
+    real_blocks, real_bands = postprocess._label_blocks, postprocess._label_bands
+    monkeypatch.setattr(postprocess, "_label_blocks",
+                        lambda *a: seen.__setitem__("blocks", torch.get_num_threads()) or real_blocks(*a))
+    monkeypatch.setattr(postprocess, "_label_bands",
+                        lambda *a: seen.__setitem__("bands", torch.get_num_threads()) or real_bands(*a))
+    before = torch.get_num_threads()
+    with postprocess.torch_threads(2):
+        fast_labels(smooth, ImageMap.build(plan), fallback=True)
+        fast_labels(noise, ImageMap.build(plan), fallback=True)
+        assert torch.get_num_threads() == 2
+    assert seen == {"blocks": 1, "bands": 2}
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError), postprocess.torch_threads(1):
+        raise ValueError("labels failed")
+    assert torch.get_num_threads() == before
+
+
+def test_torch_threads_is_the_calling_threads_own_setting():
+    """What lets a node's camera threads label frames single-threaded while another thread keeps two
+    (torch's OpenMP build: the count is per OS thread)."""
+    import threading
+
+    inside: list[int] = []
+    ready, done = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        with postprocess.torch_threads(1):
+            inside.append(torch.get_num_threads())
+            ready.set()
+            done.wait(10)
+
+    with postprocess.torch_threads(2):
+        thread = threading.Thread(target=worker)
+        thread.start()
+        assert ready.wait(10)
+        assert torch.get_num_threads() == 2 and inside == [1]
+        done.set()
+        thread.join()
+
+
 #: Plans of the tiled path, small twins of the geometries above (letterbox upscaled, stretched, native
 #: odd sizes padded, an image smaller than the network: blocks of single rows), tiny images, and a
 #: wide one (one block of rows is over the budget).

@@ -28,7 +28,8 @@ def test_bench_reports_every_backend_against_plain_eager(tmp_path, capsys):
     expected = ["eager fp32 (plain)", *([PEER_NAME] if openvino else []), "torch (BN folded)", "torch channels_last"]
     for backend in available_backends():
         if backend == "openvino":
-            expected += ["openvino fp32 (uint8 in)", "openvino bf16 (uint8 in)", "openvino bf16 (labels in graph)"]
+            expected += ["openvino fp32 (uint8 in)", "openvino bf16 (uint8 in)", "openvino bf16 (labels in graph)",
+                         "openvino bf16 (network only)"]
         elif backend != "torch":
             expected.append(backend)
     assert names == expected
@@ -37,6 +38,8 @@ def test_bench_reports_every_backend_against_plain_eager(tmp_path, capsys):
         assert f"{row['ratio']:.2f}x" in text
         if row["name"] == PEER_NAME:
             assert row["agreement"] is None and row["vs_peer"] == 1.0  # network only: no labels to compare
+        elif row["name"].endswith("(network only)"):
+            assert row["agreement"] is None and row["vs_peer"] > 0
         elif "bf16" in row["name"]:
             assert row["agreement"] >= 0.9  # random weights: near-ties flip under bf16
         else:
@@ -109,3 +112,6 @@ def test_a_precision_more_than_a_point_below_fp32_on_camvid_is_not_accurate_for_
     assert "met: openvino int8" in verdict(rows)
     miou = {"eager fp32 (plain)": 0.60, "openvino int8 (uint8 in)": 0.585, "openvino bf16 (uint8 in)": 0.598}
     assert "NOT met: openvino bf16" in verdict(rows, miou)
+    # Bench-only rows (the network alone, labels in the graph) never stand for the pipeline.
+    network_only = Row("ddrnet23_slim", (1024, 2048), "openvino int8 (network only)", 50, 50, 50, 0.05, 1.0, 3, 0.25)
+    assert "NOT met: openvino bf16" in verdict([*rows, network_only], miou)

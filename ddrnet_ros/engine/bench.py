@@ -82,6 +82,9 @@ class NetworkOnly:
     peer is: splits the gap to the peer into the network's share and the host steps' share."""
 
     def __init__(self, segmenter: Segmenter) -> None:
+        from .backends.openvino_backend import OpenVinoModel
+
+        assert isinstance(segmenter.backend, OpenVinoModel)
         self.segmenter = segmenter
         self.infer_uint8 = segmenter.backend.infer_uint8
 

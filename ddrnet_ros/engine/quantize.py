@@ -38,6 +38,12 @@ CALIBRATION_SIZE = (512, 1024)
 RECORD_VERSION = 3
 
 
+def cpu_runs_bf16(core: Any) -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 natively here (AVX512-BF16 or AMX). It lives here, below
+    the backends, because both the int8 float layers and ``precision: auto`` ask it."""
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 def float_layers_hint(core: Any) -> str:
     """OpenVINO's inference precision for the layers an int8 model keeps in float (interpolation,
     additions, bias and requantisation steps): bf16 where the CPU runs it natively, else f32.
@@ -45,7 +51,7 @@ def float_layers_hint(core: Any) -> str:
     Measured for the shipped model at 1024x2048 on this AVX512-BF16 CPU: 12 % less time per frame than
     with those layers in fp32 (455 vs 518 ms, under load), and the same labels (99.09 % vs 99.10 %
     agreement with fp32 on 12 CamVid val frames)."""
-    return "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
+    return "bf16" if cpu_runs_bf16(core) else "f32"
 
 
 def calibration_size(network_size: tuple[int, int] | None) -> tuple[int, int]:
@@ -147,9 +153,9 @@ def full_resolution_labels(logits: np.ndarray) -> np.ndarray:
     return image_logits[0].argmax(0).numpy()
 
 
-def agreement(core: Any, float_model: Any, int8_model: Any, images: list[np.ndarray]) -> float:
-    """Share of full-resolution labels on which the int8 model, run as the backend runs it (float layers
-    in :func:`float_layers_hint`), agrees with fp32."""
+def agreement(core: Any, float_model: Any, int8_model: Any, images: list[np.ndarray], float_layers: str) -> float:
+    """Share of full-resolution labels on which the int8 model, run as the backend runs it (its float
+    layers in ``float_layers``, :func:`float_layers_hint`), agrees with fp32."""
     def labels(model: Any, hint: str) -> list[np.ndarray]:
         compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
         request = compiled.create_infer_request()
@@ -159,7 +165,7 @@ def agreement(core: Any, float_model: Any, int8_model: Any, images: list[np.ndar
             out.append(full_resolution_labels(request.get_output_tensor(0).data))
         return out
 
-    reference, quantized = labels(float_model, "f32"), labels(int8_model, float_layers_hint(core))
+    reference, quantized = labels(float_model, "f32"), labels(int8_model, float_layers)
     return float(np.mean([(a == b).mean() for a, b in zip(reference, quantized)]))
 
 
@@ -178,7 +184,8 @@ def calibrate(float_model: Any, model_key: str, size: tuple[int, int] | None = N
     log.info("int8: calibrating on %d frames at %dx%d (once per checkpoint; cached)", frames, *size)
     quantized = quantize(sized, calibration_images(frames, size, camvid_root))
     held_out = calibration_images(GATE_FRAMES, size, camvid_root, offset=frames + 7)
-    share = agreement(core, sized, quantized, held_out)
+    float_layers = float_layers_hint(core)
+    share = agreement(core, sized, quantized, held_out, float_layers)
     xml = artifact_path(model_key, size)
     xml.parent.mkdir(parents=True, exist_ok=True)
     quantized.reshape({quantized.input(0).get_any_name(): ov.PartialShape([1, 3, -1, -1])})
@@ -187,7 +194,7 @@ def calibrate(float_model: Any, model_key: str, size: tuple[int, int] | None = N
               "calibration_frames": frames,
               "camvid_root": str(camvid_root) if camvid_root else None, "agreement_with_fp32": share,
               "agreement_labels": "full resolution (bilinear x8, argmax)",
-              "agreement_frames": GATE_FRAMES, "float_layers": float_layers_hint(core),
+              "agreement_frames": GATE_FRAMES, "float_layers": float_layers,
               "gate": AGREEMENT_GATE, "seconds": round(time.monotonic() - started, 1)}
     xml.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     log.info("int8: saved %s (label agreement with fp32 %.2f%% on %d held-out frames)", xml, 100 * share,

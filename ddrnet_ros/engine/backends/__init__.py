@@ -16,7 +16,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from ..quantize import Int8Artifact, calibrate, calibration_size, find_artifact
+from ..quantize import Int8Artifact, calibrate, calibration_size, cpu_runs_bf16, find_artifact
 from .onnxruntime_backend import OnnxRuntimeModel
 from .openvino_backend import OpenVinoModel, _import_openvino, float_openvino_model
 from .torch_backend import TorchModel
@@ -144,7 +144,7 @@ def cpu_supports_bf16() -> bool:
         return False
     import openvino as ov
 
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return cpu_runs_bf16(ov.Core())
 
 
 def auto_precision(backend: str, device_type: str, model_key: str,

@@ -310,6 +310,23 @@ def test_mixed_camvid_and_synthetic_run_validates_in_camvid_classes_and_records_
     assert sources == [("camvid", 3.0), ("synthetic", 1.0)]
     recipe = meta["recipe"]
     assert recipe["camera_augmentation"]["on"] == "real" and recipe["camvid_scale_range"] == [1.0, 1.0]
+    assert recipe["letterbox_p"] == 0.0
+
+
+def test_letterbox_augmentation_pads_to_the_aspect_the_checkpoint_will_run_at(camvid_root, tmp_path):
+    from ddrnet_ros.classes import CAMVID, ClassMap, TrainingLabelSets
+    from ddrnet_ros.training.config import TrainConfig
+    from ddrnet_ros.training.data import build_sources, training_set
+
+    args = camvid_args(camvid_root, tmp_path, "--val-input-size", "96x128", "--letterbox-p", "0.4")
+    config = TrainConfig.from_args(args)
+    parts, _, _ = build_sources(config)
+    mixed = training_set(config, parts, TrainingLabelSets.build(ClassMap.load(None), [CAMVID]), 255)
+    augmentations = [pairs.augmentation for _, _, pairs in mixed.parts]
+    assert [(a.letterbox, a.letterbox_p) for a in augmentations] == [((96, 128), 0.4)] * 2
+    # the synthetic source (64x128, 2:1) shows the band under its frames; CamVid (4:3 as the network) none
+    synthetic = mixed.parts[1][2]
+    assert any(bool((synthetic[(0, i)][1] == 255).any()) for i in range(3))
 
 
 def test_a_camvid_run_without_its_root_or_with_a_wrong_tree_is_one_line(camvid_root, tmp_path, capsys):

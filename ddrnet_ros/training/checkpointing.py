@@ -153,7 +153,7 @@ def checkpoint_metadata(args: TrainConfig, class_map: ClassMap, data: dict, stat
                    "camvid_scale_range": [args.camvid_scale_min, args.camvid_scale_max],
                    "camera_augmentation": {"on": args.camera_aug, "p": args.aug_p,
                                            **{e: getattr(args, f"aug_{e}") for e in CAMERA_EFFECTS}},
-                   "flip": not args.no_flip, "seed": args.seed,
+                   "flip": not args.no_flip, "letterbox_p": args.letterbox_p, "seed": args.seed,
                    "init": args.init, "time_budget_min": args.time_budget,
                    "anneal_to_budget": args.anneal_to_budget, "precision": args.precision,
                    "channels_last": args.channels_last},

@@ -44,6 +44,7 @@ class TrainConfig:
     camvid_scale_min: float
     camvid_scale_max: float
     no_flip: bool
+    letterbox_p: float
     camera_aug: str
     aug_p: float
     aug_brightness: float

@@ -84,6 +84,11 @@ def camera_augmentation(args: TrainConfig, source: str) -> CameraAugmentation:
     return CameraAugmentation(p=args.aug_p, **{effect: getattr(args, f"aug_{effect}") for effect in CAMERA_EFFECTS})
 
 
+def network_input_size(args: TrainConfig) -> tuple[int, int]:
+    """The size the trained network will run at: ``--val-input-size``, else ``--height x --width``."""
+    return args.val_input_size or (args.height, args.width)
+
+
 def training_set(args: TrainConfig, parts: list[tuple[str, float, Dataset]], label_sets: TrainingLabelSets,
                  ignore_label: int) -> AugmentedPairs | MixedSources:
     """Each source augmented its own way and re-coded to training ids, mixed by weight."""
@@ -91,7 +96,8 @@ def training_set(args: TrainConfig, parts: list[tuple[str, float, Dataset]], lab
     for name, weight, source in parts:
         low, high = (getattr(args, flag) for flag in SOURCES[name].scale_flags)
         augmentation = TrainAugmentation(crop=args.crop, scale_range=(low, high), flip=not args.no_flip,
-                                         ignore_label=ignore_label, camera=camera_augmentation(args, name))
+                                         ignore_label=ignore_label, camera=camera_augmentation(args, name),
+                                         letterbox=network_input_size(args), letterbox_p=args.letterbox_p)
         augmented.append((name, weight, AugmentedPairs(EncodedLabels(source, label_sets), augmentation,
                                                        seed=args.seed)))
     if len(augmented) == 1:

@@ -34,7 +34,7 @@ from ..model import INPUT_MULTIPLE, create_model, save_checkpoint  # noqa: E402
 from .averaging import WeightAverage  # noqa: E402
 from .checkpointing import RESUME_FILE, RunState, checkpoint_metadata, init_from_checkpoint, load_resume, save_resume  # noqa: E402
 from .config import TrainConfig  # noqa: E402
-from .data import EpochBatches, build_sources, training_set, worker_init  # noqa: E402
+from .data import EpochBatches, build_sources, network_input_size, training_set, worker_init  # noqa: E402
 from .errors import TrainingError  # noqa: E402
 from .losses import DDRNetLoss, OhemCrossEntropy  # noqa: E402
 from .progress import Progress  # noqa: E402
@@ -112,7 +112,7 @@ class Trainer:
         label_sets = TrainingLabelSets.build(self.class_map, spaces)
         self.train_set = training_set(args, parts, label_sets, self.class_map.ignore_label)
         self.val_space = label_space_of(val_source)
-        self.val_set = ValidationPairs(val_source, args.val_input_size or (args.height, args.width))
+        self.val_set = ValidationPairs(val_source, network_input_size(args))
         self.model = self._build_model()
         self.autocast_dtype = AUTOCAST_DTYPES[args.precision]
         # Loss scaling keeps small fp16 gradients from flushing to zero; bf16 has fp32's range.

@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from ddrnet_ros.data.datasets import AugmentedPairs, CityscapesDataset, DatasetLayoutError, ValidationPairs
-from ddrnet_ros.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PAD_COLOR, TrainAugmentation, normalize
+from ddrnet_ros.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PAD_COLOR,
+    TrainAugmentation,
+    letterbox_pad,
+    normalize,
+)
+from ddrnet_ros.engine.preprocess import plan_frame
 
 
 def write_cityscapes_split(root, split, frames):
@@ -71,6 +79,43 @@ def test_crop_larger_than_the_image_pads_labels_with_ignore():
     assert np.all(out_image[out_labels == 255] == PAD_COLOR)
     assert normalize(out_image)[:, out_labels == 255].abs().max() < 0.01  # padding is ~0 after normalisation
     assert np.all(out_image[out_labels == 7] == 200)
+
+
+@pytest.mark.parametrize("frame, padded", [((100, 200), (150, 200)),   # 2:1 into 4:3: rows at the bottom
+                                           ((300, 200), (300, 400)),   # tall: columns at the right
+                                           ((90, 120), (90, 120))])    # the network's aspect: unchanged
+def test_letterbox_pad_adds_the_band_the_engine_adds_around_a_frame_of_another_aspect(frame, padded):
+    image, labels = random_frame(1, *frame)
+    out_image, out_labels = letterbox_pad(image, labels, (720, 960))
+    assert out_labels.shape == padded and out_image.shape == (*padded, 3)
+    # the image keeps its place at the top-left, the band is mean colour and ignore
+    assert np.array_equal(out_image[:frame[0], :frame[1]], image)
+    assert np.array_equal(out_labels[:frame[0], :frame[1]], labels)
+    band = np.ones(padded, bool)
+    band[:frame[0], :frame[1]] = False
+    assert np.all(out_labels[band] == 255) and np.all(out_image[band] == PAD_COLOR)
+    # the engine puts the frame into 720x960 with the same share of padding
+    plan = plan_frame(*frame, (720, 960))
+    assert frame[0] / padded[0] == pytest.approx(plan.resized[0] / 720, abs=0.01)
+    assert frame[1] / padded[1] == pytest.approx(plan.resized[1] / 960, abs=0.01)
+
+
+def test_letterbox_augmentation_shows_the_band_in_crops_and_costs_nothing_when_off():
+    image, labels = random_frame(2, 128, 256)
+    labels[0, :] = 3  # no ignore in the frame itself: any 255 in a crop is the band
+
+    def crops_with_band(augment: TrainAugmentation) -> int:
+        return sum(bool(np.any(augment(image, labels, np.random.default_rng(seed))[1] == 255)) for seed in range(20))
+
+    # a bottom band of 43 rows under the 128-row frame, crops of 96 rows: over half of them reach it
+    boxed = TrainAugmentation(crop=(96, 128), scale_range=(1.0, 1.0), letterbox=(720, 960), letterbox_p=1.0)
+    assert crops_with_band(boxed) >= 6
+    assert crops_with_band(TrainAugmentation(crop=(96, 128), scale_range=(1.0, 1.0))) == 0
+    plain = TrainAugmentation(crop=(96, 128), scale_range=(0.8, 1.2))
+    off = TrainAugmentation(crop=(96, 128), scale_range=(0.8, 1.2), letterbox=(720, 960), letterbox_p=0.0)
+    for seed in range(5):
+        a, b = plain(image, labels, np.random.default_rng(seed)), off(image, labels, np.random.default_rng(seed))
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])  # the same random stream
 
 
 def test_augmentation_keeps_image_and_labels_aligned_through_scale_and_flip():

@@ -7,6 +7,7 @@ executable in a process of its own instead, as launch does.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -163,7 +164,12 @@ def make_image_msg() -> Callable[..., Any]:
 
 @dataclass
 class NodeProcess:
-    """The node in its own process, its stdout and stderr in one file (a pipe could fill and block it)."""
+    """The node in its own process, its stdout and stderr in one file.
+
+    Not a pipe: a pipe nobody reads holds 64 KiB, which a node at ``--log-level debug`` writes in a
+    second or two; its next log line then blocks with the GIL held and the whole node stops, the
+    worker in the middle of a frame, until someone reads (CI saw a node "stuck" for 60 s that way).
+    """
 
     process: subprocess.Popen
     log_path: Path
@@ -171,23 +177,31 @@ class NodeProcess:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, signum: int = signal.SIGINT, timeout: float = 20) -> int:
+        """Send ``signum`` and wait for the exit status (``subprocess.TimeoutExpired`` after ``timeout``)."""
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=timeout)
+
 
 @pytest.fixture
 def node_process(ros_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
-    """Start the installed node executable (as launch does) with the params file and these ROS arguments."""
+    """Start the installed node executable (as launch does) with the params file and these ROS
+    arguments; ``command=[...]`` starts that command line instead (``ddrnet-ros run ...``)."""
     from ament_index_python.packages import get_package_prefix
 
     executable = Path(get_package_prefix("ddrnet_ros")) / "lib" / "ddrnet_ros" / "segmentation_node"
     env = {**ros_env, "PATH": f"{Path(sys.executable).parent}:{ros_env.get('PATH', '')}"}
     started: list[NodeProcess] = []
 
-    def start(*ros_args: str) -> NodeProcess:
+    def start(*ros_args: str, command: list[str] | None = None) -> NodeProcess:
         log_path = tmp_path / f"node{len(started)}.log"
+        argv = command or [str(executable), "--ros-args", "--params-file", str(PARAMS), "-p", "checkpoint:=random",
+                           "-p", "device:=cpu", *ros_args]
         with open(log_path, "w") as log:
-            process = subprocess.Popen(
-                [str(executable), "--ros-args", "--params-file", str(PARAMS), "-p", "checkpoint:=random",
-                 "-p", "device:=cpu", *ros_args],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         started.append(NodeProcess(process, log_path))
         return started[-1]
 

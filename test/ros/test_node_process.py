@@ -6,9 +6,7 @@ stack is installed); here it runs without launch, with the camera in a third pro
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -44,102 +42,65 @@ while rclpy.ok():
 """
 
 
-def installed_executable() -> Path:
-    from ament_index_python.packages import get_package_prefix
-
-    return Path(get_package_prefix("ddrnet_ros")) / "lib" / "ddrnet_ros" / "segmentation_node"
-
-
-@pytest.fixture
-def start_node(ros_env):
-    """Start the installed node executable (through its shebang, as launch does) with the params file."""
-    processes: list[subprocess.Popen] = []
-    env = {**ros_env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{ros_env.get('PATH', '')}"}
-
-    def start(*ros_args: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [str(installed_executable()), "--ros-args", "--params-file", str(PARAMS),
-             "-p", "checkpoint:=random", "-p", "device:=cpu", *ros_args],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-
-
 @pytest.mark.parametrize("reliability", ["reliable", "best_effort"])
-def test_default_input_qos_serves_a_camera_in_another_process(harness, start_node, spawn_python, ros_env,
+def test_default_input_qos_serves_a_camera_in_another_process(harness, node_process, spawn_python, ros_env,
                                                               reliability):
-    node = start_node()
+    node = node_process()
     # The camera driver is set up as docs/node.md recommends for large images (the node's Fast DDS
     # profile): a best-effort 1.2 MB frame from a default-configured Fast DDS writer travels as UDP
     # fragments and is mostly lost on a busy machine, whatever the subscriber does.
     camera = spawn_python(CAMERA, reliability, env={**ros_env, "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE)})
     labels = harness.collect(Image, "segmentation/labels")
-    harness.wait_for(lambda: len(labels) >= 2 or node.poll() is not None or camera.poll() is not None,
+    harness.wait_for(lambda: len(labels) >= 2 or not node.running() or camera.poll() is not None,
                      f"labels from a {reliability} camera in another process", timeout=60)
-    assert node.poll() is None, node.communicate()[1]
+    assert node.running(), node.log()
     seen = {(m.header.frame_id, m.height, m.width, m.encoding) for m in labels}
     assert seen == {("camera_driver", 480, 848, "mono8")}
-    node.send_signal(signal.SIGINT)
-    _, stderr = node.communicate(timeout=20)
-    assert node.returncode == 0, stderr
-    assert "Traceback" not in stderr
+    assert node.stop() == 0, node.log()
+    assert "Traceback" not in node.log()
 
 
-def test_the_node_executable_exits_in_one_line_when_a_parameter_is_invalid(start_node):
-    node = start_node("-p", "overlay_alpha:=3.0")
-    _, stderr = node.communicate(timeout=60)
-    assert node.returncode == 1
-    assert "configure failed: parameter 'overlay_alpha' = 3.0 is invalid: expected a number in [0, 1]" in stderr
-    assert "Traceback" not in stderr
+def test_the_node_executable_exits_in_one_line_when_a_parameter_is_invalid(node_process):
+    node = node_process("-p", "overlay_alpha:=3.0")
+    assert node.process.wait(timeout=60) == 1
+    log = node.log()
+    assert "configure failed: parameter 'overlay_alpha' = 3.0 is invalid: expected a number in [0, 1]" in log
+    assert "Traceback" not in log
 
 
-def test_ddrnet_ros_run_reads_the_same_params_file(harness, ros_env, spawn_python, tmp_path):
+def test_ddrnet_ros_run_reads_the_same_params_file(harness, node_process, spawn_python, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(PARAMS.read_text().replace("topic: camera/image_raw", "topic: elsewhere/image")
                       .replace('checkpoint: shipped', "checkpoint: random").replace("device: auto", "device: cpu"))
-    node = subprocess.Popen([sys.executable, "-m", "ddrnet_ros", "run", "--params-file", str(params),
-                             "--ros-args", "-r", "elsewhere/image:=camera/image_raw"],
-                            env=ros_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        spawn_python(CAMERA, "reliable")
-        labels = harness.collect(Image, "segmentation/labels")
-        harness.wait_for(lambda: labels or node.poll() is not None, "labels via ddrnet-ros run", timeout=60)
-        assert labels, node.communicate()[1]
-        node.send_signal(signal.SIGINT)
-        _, stderr = node.communicate(timeout=20)
-        assert node.returncode == 0 and "Traceback" not in stderr
-    finally:
-        if node.poll() is None:
-            node.kill()
-            node.communicate()
+    node = node_process(command=[sys.executable, "-m", "ddrnet_ros", "run", "--params-file", str(params),
+                                 "--ros-args", "-r", "elsewhere/image:=camera/image_raw"])
+    spawn_python(CAMERA, "reliable")
+    labels = harness.collect(Image, "segmentation/labels")
+    harness.wait_for(lambda: labels or not node.running(), "labels via ddrnet-ros run", timeout=60)
+    assert labels, node.log()
+    assert node.stop() == 0, node.log()
+    assert "Traceback" not in node.log()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_under_load_stops_the_node_cleanly_within_two_seconds(harness, start_node, spawn_python, ros_env,
+def test_a_signal_under_load_stops_the_node_cleanly_within_two_seconds(harness, node_process, spawn_python, ros_env,
                                                                        signum):
     """The worker is busy with a frame when the signal comes: it finishes or abandons it before the
     context goes; no ERROR line, no frame counted as bad, exit status 0, quickly."""
     import time
 
-    node = start_node("--log-level", "debug")
+    node = node_process("--log-level", "debug")
     camera = spawn_python(CAMERA, "reliable", "0.02",
                           env={**ros_env, "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE)})
     labels = harness.collect(Image, "segmentation/labels")
-    harness.wait_for(lambda: len(labels) >= 3 or node.poll() is not None or camera.poll() is not None,
+    harness.wait_for(lambda: len(labels) >= 3 or not node.running() or camera.poll() is not None,
                      "the node busy with a fast camera", timeout=60)
-    assert node.poll() is None, node.communicate()[1]
+    assert node.running(), node.log()[-3000:]
     sent = time.monotonic()
-    node.send_signal(signum)
-    _, stderr = node.communicate(timeout=20)
+    status = node.stop(signum)
     took = time.monotonic() - sent
-    assert node.returncode == 0, stderr[-3000:]
+    log = node.log()
+    assert status == 0, log[-3000:]
     assert took < 2.0, f"exit took {took:.1f} s"
-    assert "[ERROR]" not in stderr and "Failed to publish" not in stderr, stderr[-3000:]
-    assert "Traceback" not in stderr
+    assert "[ERROR]" not in log and "Failed to publish" not in log, log[-3000:]
+    assert "Traceback" not in log

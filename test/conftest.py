@@ -121,7 +121,10 @@ def run_python(ros_env: dict[str, str]) -> PythonRunner:
 def spawn_python(ros_env: dict[str, str]) -> Iterator[Callable[..., subprocess.Popen]]:
     """Start ``python -c code *args`` in the background (a publisher, a node); stopped after the test.
 
-    stdout and stderr are pipes (text). Teardown sends SIGINT, then SIGKILL after 10 s.
+    stdout and stderr are pipes (text), read only when the test reads them: for quiet helpers. A
+    pipe holds 64 KiB, and a process that writes more (a node at debug level) blocks on its next
+    write until someone reads; chatty processes belong in test/ros's ``node_process`` (a log file).
+    Teardown sends SIGINT, then SIGKILL after 10 s.
     """
     processes: list[subprocess.Popen] = []
 

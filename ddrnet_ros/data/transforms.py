@@ -44,18 +44,25 @@ def rescale(image: np.ndarray, labels: np.ndarray, factor: float) -> tuple[np.nd
             cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST))
 
 
+def pad_bottom_right(image: np.ndarray, labels: np.ndarray, rows: int, cols: int,
+                     ignore_label: int = IGNORE_LABEL) -> tuple[np.ndarray, np.ndarray]:
+    """Add ``rows`` at the bottom and ``cols`` at the right, where the engine pads: the image with the
+    ImageNet mean colour (zero after normalisation), labels with ``ignore_label`` (padding never
+    trains a class). No padding asked: the pair comes back as it is."""
+    if not rows and not cols:
+        return image, labels
+    return (cv2.copyMakeBorder(image, 0, rows, 0, cols, cv2.BORDER_CONSTANT, value=PAD_COLOR),
+            cv2.copyMakeBorder(labels, 0, rows, 0, cols, cv2.BORDER_CONSTANT, value=ignore_label))
+
+
 def random_crop(image: np.ndarray, labels: np.ndarray, crop: tuple[int, int], rng: np.random.Generator,
                 ignore_label: int = IGNORE_LABEL) -> tuple[np.ndarray, np.ndarray]:
-    """A ``crop`` (height, width) window at a random place; smaller inputs are padded first:
-    labels with ``ignore_label`` (padding never trains a class), the image with the ImageNet
-    mean colour (zero after normalisation, as the engine pads its input)."""
+    """A ``crop`` (height, width) window at a random place; smaller inputs are padded first
+    (:func:`pad_bottom_right`)."""
     crop_h, crop_w = crop
     height, width = labels.shape
-    pad_h, pad_w = max(crop_h - height, 0), max(crop_w - width, 0)
-    if pad_h or pad_w:
-        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=PAD_COLOR)
-        labels = cv2.copyMakeBorder(labels, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=ignore_label)
-        height, width = labels.shape
+    image, labels = pad_bottom_right(image, labels, max(crop_h - height, 0), max(crop_w - width, 0), ignore_label)
+    height, width = labels.shape
     top = int(rng.integers(0, height - crop_h + 1))
     left = int(rng.integers(0, width - crop_w + 1))
     return image[top:top + crop_h, left:left + crop_w], labels[top:top + crop_h, left:left + crop_w]
@@ -75,11 +82,7 @@ def letterbox_pad(image: np.ndarray, labels: np.ndarray, network: tuple[int, int
     plan = plan_frame(height, width, network)
     padded_h = max(height, round(height * network[0] / plan.resized[0]))
     padded_w = max(width, round(width * network[1] / plan.resized[1]))
-    if (padded_h, padded_w) == (height, width):
-        return image, labels
-    pad_h, pad_w = padded_h - height, padded_w - width
-    return (cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=PAD_COLOR),
-            cv2.copyMakeBorder(labels, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=ignore_label))
+    return pad_bottom_right(image, labels, padded_h - height, padded_w - width, ignore_label)
 
 
 @dataclass(frozen=True)

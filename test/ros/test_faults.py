@@ -221,18 +221,22 @@ def follows(harness, node, publisher, reliable: bool) -> bool:
 
 def publish_until_received(publisher, msg: Any, diagnostics: list, before: int, retry_s: float
                            ) -> tuple[int, Totals]:
-    """Publish ``msg`` (again every ``retry_s``: best effort may lose a sample) until the node has
-    received a frame more than ``before`` and finished it: (publishes, totals)."""
+    """Publish ``msg`` until the node has received a frame more than ``before`` and finished it:
+    (publishes, totals). It is sent again only after ``retry_s`` in which the node received nothing
+    (best effort may lose a sample); a frame received but still in the worker is waited for."""
     deadline = time.monotonic() + SETTLE_S
     publishes = 0
     while time.monotonic() < deadline:
         publisher.publish(msg)
         publishes += 1
         retry = time.monotonic() + retry_s
-        while time.monotonic() < retry:
+        while time.monotonic() < deadline:
             counts = totals(diagnostics, "camera")
-            if counts.get("received", 0) > before and unaccounted(counts) == 0:
+            arrived = counts.get("received", 0) > before
+            if arrived and unaccounted(counts) == 0:
                 return publishes, counts
+            if not arrived and time.monotonic() > retry:
+                break
             time.sleep(0.01)
     pytest.fail(f"frame {msg.header.frame_id} never received; totals {totals(diagnostics, 'camera')}")
 
@@ -249,17 +253,21 @@ def test_a_camera_publisher_recreated_with_alternating_reliability_and_sizes_is_
         publisher = harness.publisher(Image, TOPIC, reliable=reliable)
         harness.wait_for(lambda: follows(harness, node, publisher, reliable),
                          f"the node to follow publisher {generation}")
+        published_before = totals(diagnostics, "camera")["published"]
         for i in range(3):
             msg = stamped(make_image_msg(make_image(*size, seed=i)), generation, f"gen{generation}-{i}")
             publishes, counts = publish_until_received(publisher, msg, diagnostics, received,
                                                        retry_s=SETTLE_S if reliable else 1.0)
-            assert counts["received"] == received + 1, counts  # one frame in: nothing lost, nothing twice
-            assert publishes == 1 or not reliable  # reliable and matched: the frame sent is the frame received
-            sent, received = sent + publishes, received + 1
+            if reliable:  # matched and reliable: the frame sent once is the frame received once
+                assert (publishes, counts["received"]) == (1, received + 1), (publishes, counts)
+            else:  # a resend after a slow second may bring the frame twice; never more than was sent
+                assert received + 1 <= counts["received"] <= received + publishes, (publishes, counts)
+            sent, received = sent + publishes, counts["received"]
         prefix = f"gen{generation}-"
-        harness.wait_for(lambda: sum(m.header.frame_id.startswith(prefix) for m in labels) == 3,
-                         f"labels of publisher {generation}")
+        harness.wait_for(lambda: sum(m.header.frame_id.startswith(prefix) for m in labels)
+                         == counts["published"] - published_before, f"labels of publisher {generation}")
         ours = [m for m in labels if m.header.frame_id.startswith(prefix)]
+        assert {m.header.frame_id for m in ours} == {f"{prefix}{i}" for i in range(3)}  # every frame served
         assert {(m.height, m.width) for m in ours} == {size}
         harness.probe.destroy_publisher(publisher)
         harness.wait_for(lambda: harness.probe.count_publishers(TOPIC) == 0, "the publisher gone")

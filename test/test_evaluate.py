@@ -92,7 +92,7 @@ def test_input_size_sets_the_network_size_the_frames_are_scored_at(bag, checkpoi
         for frame, gt in reader.labelled_images(CAMERA, LABELS):
             direct.update(segmenter.segment(frame.pixels).labels, gt.pixels)
     doc = json.loads((tmp_path / "report.json").read_text())
-    assert doc["model"]["network_input_size"] == [32, 64]
+    assert doc["model"]["network_input_size"] == [32, 64] and doc["model"]["pad_to_input_size"] is False
     assert np.array_equal(np.array(doc["metrics"]["confusion_matrix"]["counts"]), direct.matrix)
     # at the frame's own size the same frames give other labels: the option took effect
     full, at_frame_size = ConfusionAccumulator(segmenter.class_map.num_classes), _segmenter(checkpoint)
@@ -100,6 +100,29 @@ def test_input_size_sets_the_network_size_the_frames_are_scored_at(bag, checkpoi
         for frame, gt in reader.labelled_images(CAMERA, LABELS):
             full.update(at_frame_size.segment(frame.pixels).labels, gt.pixels)
     assert not np.array_equal(full.matrix, direct.matrix)
+
+
+def test_pad_to_input_size_scores_the_frames_letterboxed_into_the_whole_input(bag, checkpoint, tmp_path):
+    # 64x128 frames in a 64x64 input: 32x64 of image, trimmed to 32x64 or padded to 64x64
+    from ddrnet_ros.engine import Segmenter, SegmenterConfig
+
+    matrices = {}
+    for pad in (False, True):
+        out = tmp_path / f"pad{pad}"
+        assert _evaluate(bag, "--label-topic", LABELS, "--checkpoint", checkpoint, "--device", "cpu",
+                         "--input-size", "64x64", *(["--pad-to-input-size"] if pad else []), "--output-dir", out) == 0
+        doc = json.loads((out / "report.json").read_text())
+        assert doc["model"]["pad_to_input_size"] is pad
+        segmenter = Segmenter(SegmenterConfig(checkpoint=str(checkpoint), device="cpu", input_size=(64, 64),
+                                              pad_to_input_size=pad))
+        assert segmenter.network_size(H, W) == ((64, 64) if pad else (32, 64))
+        direct = ConfusionAccumulator(segmenter.class_map.num_classes)
+        with BagReader(bag) as reader:
+            for frame, gt in reader.labelled_images(CAMERA, LABELS):
+                direct.update(segmenter.segment(frame.pixels).labels, gt.pixels)
+        matrices[pad] = np.array(doc["metrics"]["confusion_matrix"]["counts"])
+        assert np.array_equal(matrices[pad], direct.matrix)
+    assert not np.array_equal(matrices[False], matrices[True])  # the padding band changes the labels
 
 
 def test_without_ground_truth_only_latency_is_reported(bag, checkpoint, tmp_path):

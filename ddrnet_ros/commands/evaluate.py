@@ -35,6 +35,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--input-size", type=size_argument, default=None, metavar="HxW",
                         help="network input size (default: the checkpoint's network_input_size, else the image's)")
+    parser.add_argument("--pad-to-input-size", action="store_true",
+                        help="run an image of another aspect in a frame of exactly the input size, padded at the "
+                             "bottom/right (the node's pad_to_input_size), instead of a frame trimmed to it")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many camera frames")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR,
                         help=f"where report.json, report.md and the pictures go (default {DEFAULT_OUTPUT_DIR})")
@@ -45,7 +48,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def load_segmenter(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     config = SegmenterConfig(variant=args.variant, checkpoint=args.checkpoint, backend=args.backend,
-                             device=args.device, input_size=args.input_size)
+                             device=args.device, input_size=args.input_size,
+                             pad_to_input_size=args.pad_to_input_size)
     segmenter = Segmenter(config)
     return segmenter, model_description(segmenter, config)
 

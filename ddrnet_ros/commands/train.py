@@ -83,7 +83,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     aug.add_argument("--letterbox-p", type=float, default=0.0, metavar="P",
                      help="probability of padding a frame at the bottom/right to the aspect of the network "
                           "input (--val-input-size) before cropping, as the engine letterboxes frames of "
-                          "another aspect (e.g. 2:1 scenes into a 4:3 network); 0 = off")
+                          "another aspect with pad_to_input_size (e.g. 2:1 scenes into a 4:3 network); 0 = off")
     aug.add_argument("--camera-aug", choices=("real", "all", "none"), default="real",
                      help="camera augmentation (colour, gamma, blur, noise, JPEG) on real sources only "
                           "(default), on every source, or off")

@@ -71,12 +71,12 @@ def random_crop(image: np.ndarray, labels: np.ndarray, crop: tuple[int, int], rn
 def letterbox_pad(image: np.ndarray, labels: np.ndarray, network: tuple[int, int],
                   ignore_label: int = IGNORE_LABEL) -> tuple[np.ndarray, np.ndarray]:
     """Pad a pair at the bottom/right to the aspect of ``network`` (height, width), as the engine
-    letterboxes a frame of another aspect into it: the image with the mean colour, labels with
-    ``ignore_label``. A frame of the network's aspect comes back unchanged.
+    letterboxes a frame of another aspect into it with ``pad_to_input_size``: the image with the
+    mean colour, labels with ``ignore_label``. A frame of the network's aspect comes back unchanged.
 
-    Training sees what the deployed network sees around a 2:1 frame in a 4:3 input, a band of
-    padding; without it the padding's effect on the global context (DAPPM's pooled branches)
-    costs ~2 points of mIoU on such frames (notes of issue #13).
+    Training then sees what such a network sees around a 2:1 frame in a 4:3 input, a band of
+    padding, whose effect on the global context (DAPPM's pooled branches) cost ~2 points of mIoU
+    on such frames (notes of issue #13). The engine's default trims that band away instead.
     """
     height, width = labels.shape
     plan = plan_frame(height, width, network)

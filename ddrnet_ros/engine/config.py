@@ -51,7 +51,10 @@ class SegmenterConfig:
     checkpoint's sidecar recommends (``network_input_size``, the size its quality was measured
     at), else runs each image at its own size padded to a multiple of 8. Outputs always have
     the input image's size.
-    ``keep_aspect``: letterbox into ``input_size`` (True) or stretch to it (False).
+    ``keep_aspect``: scale to fit ``input_size`` keeping the aspect ratio (True) or stretch to it (False).
+    ``pad_to_input_size``: with ``keep_aspect``, run an image of another aspect in a frame of exactly
+    ``input_size`` padded at the bottom/right (one static shape for every camera) instead of a frame
+    trimmed to the scaled image (multiples of 8; less work, no padding band the model never saw).
     ``class_map``: a ClassMap, a class YAML path, or None for the built-in Cityscapes classes.
     """
 
@@ -63,6 +66,7 @@ class SegmenterConfig:
     precision: str = "fp32"
     input_size: tuple[int, int] | None = None
     keep_aspect: bool = True
+    pad_to_input_size: bool = False
     channels_last: bool = False
     num_threads: int = 0
     class_map: ClassMap | str | Path | None = None
@@ -104,8 +108,9 @@ class SegmenterConfig:
             if (len(size) != 2 or not all(_is_int(s) and s > 0 and s % INPUT_MULTIPLE == 0 for s in size)):
                 raise EngineConfigError("input_size", self.input_size,
                                         f"None or (height, width), positive multiples of {INPUT_MULTIPLE}")
-        if not isinstance(self.keep_aspect, bool):
-            raise EngineConfigError("keep_aspect", self.keep_aspect, "true or false")
+        for name in ("keep_aspect", "pad_to_input_size"):
+            if not isinstance(getattr(self, name), bool):
+                raise EngineConfigError(name, getattr(self, name), "true or false")
         if not isinstance(self.channels_last, bool):
             raise EngineConfigError("channels_last", self.channels_last, "true or false")
         if not _is_int(self.num_threads) or self.num_threads < 0:

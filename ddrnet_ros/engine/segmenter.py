@@ -164,7 +164,8 @@ class Segmenter:
         key = (height, width)
         entry = self._plans.get(key)
         if entry is None:
-            plan = plan_frame(height, width, self.input_size, self.config.keep_aspect)
+            plan = plan_frame(height, width, self.input_size, self.config.keep_aspect,
+                              self.config.pad_to_input_size)
             entry = (plan, ImageMap.build(plan) if self._cuda is None else None)
             with self._lock:
                 if len(self._plans) >= 16:  # many sizes in one process: keep the cache bounded

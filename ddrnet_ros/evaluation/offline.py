@@ -56,7 +56,8 @@ def model_description(segmenter: Any, config: Any) -> dict[str, Any]:
     return {"variant": segmenter.variant, "checkpoint": str(config.checkpoint) if config.checkpoint else None,
             "checkpoint_sha256": segmenter.checkpoint_sha256, "backend": config.backend,
             "device": str(segmenter.device),
-            "network_input_size": list(segmenter.input_size) if segmenter.input_size else None}
+            "network_input_size": list(segmenter.input_size) if segmenter.input_size else None,
+            "pad_to_input_size": bool(config.pad_to_input_size)}
 
 
 def evaluate_bag(bag_path: str | Path, image_topic: str, label_topic: str | None, segmenter: Any,

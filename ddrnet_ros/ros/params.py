@@ -112,7 +112,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "Outputs always have the input image's size.",
               "[height, width]: [0, 0] or positive multiples of 8",
               lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v)),
-    ParamSpec("keep_aspect", True, "Letterbox to input_size keeping the aspect ratio (false: stretch).",
+    ParamSpec("keep_aspect", True, "Scale images to fit input_size keeping their aspect ratio (false: stretch "
+              "to it).", "true or false", _is_bool),
+    ParamSpec("pad_to_input_size", False, "With keep_aspect, an image of another aspect than input_size runs in "
+              "a network frame of exactly input_size, padded at the bottom/right (one static shape for every "
+              "camera); false: in a frame trimmed to the scaled image (multiples of 8), e.g. 480x960 for a 2:1 "
+              "camera in a 720x960 input_size: less work, and no padding band the model never saw in training.",
               "true or false", _is_bool),
     ParamSpec("num_threads", 0, "CPU threads for inference; 0: the library default.",
               "an integer >= 0", lambda v: _is_int(v) and v >= 0),
@@ -244,6 +249,7 @@ def read_settings(node: Node) -> NodeSettings:
         checkpoint=checkpoint,
         device=v["device"], backend=v["backend"], precision=v["precision"],
         input_size=None if size == [0, 0] else tuple(size), keep_aspect=v["keep_aspect"],
+        pad_to_input_size=v["pad_to_input_size"],
         num_threads=v["num_threads"], class_map=v["class_config"] or None)
     try:
         segmenter.validate()

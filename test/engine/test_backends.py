@@ -55,16 +55,20 @@ def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8)
 
 
-GEOMETRIES = [((61, 203), None), ((120, 200), (64, 128))]
+#: (image size, input_size, pad_to_input_size, the network frame it runs in)
+GEOMETRIES = [((61, 203), None, False, (64, 208)), ((120, 200), (64, 128), True, (64, 128)),
+              ((96, 160), (64, 128), False, (64, 112))]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("size, input_size", GEOMETRIES, ids=["61x203-native", "120x200-letterbox"])
-def test_backend_agrees_with_plain_eager(ddrnet, backend, size, input_size):
-    plain = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, device="cpu"), model=ddrnet,
-                      optimize=False)
-    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, backend=backend, device="cpu"),
-                    model=ddrnet)
+@pytest.mark.parametrize("size, input_size, pad, network", GEOMETRIES,
+                         ids=["61x203-native", "120x200-letterbox", "96x160-trimmed"])
+def test_backend_agrees_with_plain_eager(ddrnet, backend, size, input_size, pad, network):
+    plain = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, pad_to_input_size=pad,
+                                      device="cpu"), model=ddrnet, optimize=False)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, pad_to_input_size=pad,
+                                    backend=backend, device="cpu"), model=ddrnet)
+    assert seg.network_size(*size) == plain.network_size(*size) == network
     assert seg.backend.name == backend
     image = scene(*size)
     expected = plain.logits(image)

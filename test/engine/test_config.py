@@ -23,6 +23,7 @@ from ddrnet_ros.engine import EngineConfigError, SegmenterConfig
     ({"input_size": (512,)}, "input_size", "multiples of 8"),
     ({"input_size": (0, 0)}, "input_size", "multiples of 8"),
     ({"keep_aspect": "yes"}, "keep_aspect", "true or false"),
+    ({"pad_to_input_size": 1}, "pad_to_input_size", "true or false"),
     ({"channels_last": 1}, "channels_last", "true or false"),
     ({"num_threads": -1}, "num_threads", "an integer >= 0"),
     ({"num_threads": 2.5}, "num_threads", "an integer >= 0"),

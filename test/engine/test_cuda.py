@@ -34,8 +34,9 @@ CUDA_MISSING = None if torch.cuda.is_available() else cuda_unavailable_reason()
 pytestmark = pytest.mark.skipif(CUDA_MISSING is not None, reason=f"needs a CUDA device: {CUDA_MISSING}")
 
 AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "bf16": 0.995}
-#: image size, network input_size: letterboxed into the checkpoint's size, or run at its own size (padded to 8)
-GEOMETRIES = {"letterbox": ((480, 848), (384, 768)), "native": ((250, 410), None)}
+#: image size, network input_size: scaled into the checkpoint's size (a frame trimmed to 384x680), or run at its
+#: own size (padded to 8)
+GEOMETRIES = {"scaled": ((480, 848), (384, 768)), "native": ((250, 410), None)}
 SEEDS = (500, 501, 502, 503)
 TWO_CLASSES = ClassMap(names=("dark", "bright"), colors=np.array([[0, 0, 0], [255, 255, 255]]))
 
@@ -156,8 +157,8 @@ def test_bf16_is_refused_where_the_gpu_has_none(trained):
 # ----------------------------------------------------------------------------- streams and threads
 def test_threads_with_their_own_stream_keys_get_their_own_results(trained):
     """Four cameras at once, two sizes, each size twice: a buffer shared by mistake shows as wrong labels."""
-    seg = cuda_segmenter(trained, "fp16", GEOMETRIES["letterbox"][1])
-    images = {f"cam{i}": scene(GEOMETRIES["letterbox" if i < 2 else "native"][0], SEEDS[i]) for i in range(4)}
+    seg = cuda_segmenter(trained, "fp16", GEOMETRIES["scaled"][1])
+    images = {f"cam{i}": scene(GEOMETRIES["scaled" if i < 2 else "native"][0], SEEDS[i]) for i in range(4)}
     expected = {key: seg.segment(image).labels for key, image in images.items()}
     got: dict[str, list[np.ndarray]] = {key: [] for key in images}
     errors: list[BaseException] = []

@@ -44,9 +44,9 @@ class PositionProbe(nn.Module):
 TWO_CLASSES = ClassMap(names=("above", "below"), colors=np.array([[255, 0, 0], [0, 0, 255]]))
 
 
-def probe_config(input_size: tuple[int, int] | None, keep_aspect: bool = True) -> SegmenterConfig:
-    return SegmenterConfig(checkpoint="random", input_size=input_size, keep_aspect=keep_aspect, class_map=TWO_CLASSES,
-                           device="cpu")
+def probe_config(input_size: tuple[int, int] | None, keep_aspect: bool = True, pad: bool = False) -> SegmenterConfig:
+    return SegmenterConfig(checkpoint="random", input_size=input_size, keep_aspect=keep_aspect,
+                           pad_to_input_size=pad, class_map=TWO_CLASSES, device="cpu")
 
 
 def ramp_image(height: int, width: int, axis: int) -> np.ndarray:
@@ -72,26 +72,29 @@ def interior(n_image: int, n_resized: int, margin_net: int = 12) -> slice:
 
 
 GEOMETRIES = [
-    # (image height, width), input_size, keep_aspect
-    ((1080, 1920), None, True),          # native: 1080 and 1920 are multiples of 8
-    ((480, 848), None, True),
-    ((61, 203), None, True),             # odd sides: padded to 64 x 208
-    ((1080, 1920), (512, 1024), True),   # letterbox: 512 x 910 plus padding at the right
-    ((1080, 1920), (512, 1024), False),  # stretch
-    ((480, 848), (256, 512), True),      # 256 x 452 plus padding
-    ((480, 848), (384, 384), True),      # tall letterbox: 217 x 384 plus padding below
-    ((90, 160), (256, 512), True),       # upscaled into the network
-    ((61, 203), (96, 160), False),
+    # (image height, width), input_size, keep_aspect, pad_to_input_size
+    ((1080, 1920), None, True, False),          # native: 1080 and 1920 are multiples of 8
+    ((480, 848), None, True, False),
+    ((61, 203), None, True, False),             # odd sides: padded to 64 x 208
+    ((1080, 1920), (512, 1024), True, False),   # 512 x 910 in a frame trimmed to 512 x 912
+    ((1080, 1920), (512, 1024), True, True),    # letterbox: 512 x 910 plus padding at the right
+    ((1080, 1920), (512, 1024), False, False),  # stretch
+    ((480, 848), (256, 512), True, False),      # 256 x 452 in 256 x 456
+    ((480, 848), (256, 512), True, True),       # 256 x 452 plus padding
+    ((480, 848), (384, 384), True, False),      # tall: 217 x 384 in 224 x 384
+    ((480, 848), (384, 384), True, True),       # tall letterbox: 217 x 384 plus padding below
+    ((90, 160), (256, 512), True, False),       # upscaled into the network
+    ((61, 203), (96, 160), False, False),
 ]
+GEOMETRY_IDS = [f"{s[0]}x{s[1]}-{i}-{'pad' if p else 'keep' if k else 'stretch'}" for s, i, k, p in GEOMETRIES]
 
 
-@pytest.mark.parametrize("size, input_size, keep_aspect", GEOMETRIES,
-                         ids=[f"{s[0]}x{s[1]}-{i}-{'keep' if k else 'stretch'}" for s, i, k in GEOMETRIES])
+@pytest.mark.parametrize("size, input_size, keep_aspect, pad", GEOMETRIES, ids=GEOMETRY_IDS)
 @pytest.mark.parametrize("axis", [1, 0], ids=["x", "y"])
-def test_logits_reproduce_each_pixels_own_coordinate(size, input_size, keep_aspect, axis):
+def test_logits_reproduce_each_pixels_own_coordinate(size, input_size, keep_aspect, pad, axis):
     height, width = size
     threshold = 0.0
-    seg = Segmenter(probe_config(input_size, keep_aspect), model=PositionProbe(threshold))
+    seg = Segmenter(probe_config(input_size, keep_aspect, pad), model=PositionProbe(threshold))
     plan = seg.frame_plan(height, width)
     logits = seg.logits(ramp_image(height, width, axis))
     assert logits.shape == (2, height, width) and logits.dtype == np.float32
@@ -103,18 +106,17 @@ def test_logits_reproduce_each_pixels_own_coordinate(size, input_size, keep_aspe
     np.testing.assert_allclose(logits[0][window], np.broadcast_to(expected, logits[0][window].shape), atol=0.01)
 
 
-@pytest.mark.parametrize("size, input_size, keep_aspect", GEOMETRIES,
-                         ids=[f"{s[0]}x{s[1]}-{i}-{'keep' if k else 'stretch'}" for s, i, k in GEOMETRIES])
+@pytest.mark.parametrize("size, input_size, keep_aspect, pad", GEOMETRIES, ids=GEOMETRY_IDS)
 @pytest.mark.parametrize("offset", [0.25, 0.75])
-def test_label_edge_lands_between_the_expected_pixels(size, input_size, keep_aspect, offset):
+def test_label_edge_lands_between_the_expected_pixels(size, input_size, keep_aspect, pad, offset):
     height, width = size
-    along = interior(width, plan_frame(height, width, input_size, keep_aspect).resized[1])
+    along = interior(width, plan_frame(height, width, input_size, keep_aspect, pad).resized[1])
     edge = (along.start + along.stop) // 2
     # Edge at x = edge - 1 + offset: pixel edge-1 is below it (class 1), pixel edge above (class 0).
     # offset 0.25 catches a shift of the output to the left by > 0.25 px, 0.75 one to the right by > 0.25 px.
     threshold = edge - 1 + offset
     for fast in (True, False):
-        seg = Segmenter(probe_config(input_size, keep_aspect),
+        seg = Segmenter(probe_config(input_size, keep_aspect, pad),
                         model=PositionProbe(threshold), optimize=fast)
         labels = seg.segment(ramp_image(height, width, axis=1)).labels
         assert labels.shape == (height, width) and labels.dtype == np.uint8
@@ -139,15 +141,17 @@ class FrameRecorder:
         model.register_forward_hook(lambda _m, _a, out: self.outputs.append(out.detach().clone()))
 
 
-@pytest.mark.parametrize("size, input_size, keep_aspect", [((480, 848), (192, 256), True),
-                                                          ((61, 203), None, True),
-                                                          ((120, 200), (64, 128), False)])
-def test_ddrnet_sees_the_image_at_the_planned_place_and_its_logits_come_back_aligned(size, input_size, keep_aspect):
+@pytest.mark.parametrize("size, input_size, keep_aspect, pad", [((480, 848), (192, 256), True, False),
+                                                               ((480, 848), (192, 256), True, True),
+                                                               ((61, 203), None, True, False),
+                                                               ((120, 200), (64, 128), False, False)])
+def test_ddrnet_sees_the_image_at_the_planned_place_and_its_logits_come_back_aligned(size, input_size, keep_aspect,
+                                                                                     pad):
     height, width = size
     torch.manual_seed(0)
     ddrnet = create_model("ddrnet23_slim", num_classes=19).eval()
-    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, keep_aspect=keep_aspect, device="cpu"),
-                    model=ddrnet)
+    seg = Segmenter(SegmenterConfig(checkpoint="random", input_size=input_size, keep_aspect=keep_aspect,
+                                    pad_to_input_size=pad, device="cpu"), model=ddrnet)
     recorder = FrameRecorder(seg.backend.net)  # the backend runs a BN-folded copy of ddrnet
     plan = seg.frame_plan(height, width)
     logits = seg.logits(ramp_image(height, width, axis=1))
@@ -159,6 +163,8 @@ def test_ddrnet_sees_the_image_at_the_planned_place_and_its_logits_come_back_ali
     if keep_aspect and input_size:
         assert abs(rh / height - rw / width) < 1.0 / min(rh, rw)  # aspect kept
         assert rh == input_size[0] or rw == input_size[1]         # touches the frame on one side
+        # padded to exactly input_size, or trimmed to the image: less than 8 pixels of padding
+        assert plan.network == (input_size if pad else (-(-rh // 8) * 8, -(-rw // 8) * 8))
     padding = frame.clone()
     padding[:, :, :rh, :rw] = 0
     assert torch.count_nonzero(padding) == 0  # everything outside the image area is zero padding

@@ -321,16 +321,21 @@ def test_confidence_is_max_softmax_and_threshold_sets_ignore():
     assert none is None and labels_only.tolist() == [[0, 2]]
 
 
-@pytest.mark.parametrize("size, input_size, keep, expected_resized, expected_network", [
-    ((1080, 1920), None, True, (1080, 1920), (1080, 1920)),  # 1080 = 135 x 8: no padding
-    ((1082, 1921), None, True, (1082, 1921), (1088, 1928)),
-    ((1080, 1920), (512, 1024), True, (512, 910), (512, 1024)),
-    ((1080, 1920), (512, 1024), False, (512, 1024), (512, 1024)),
-    ((480, 848), (384, 384), True, (217, 384), (384, 384)),
-    ((7, 9), None, True, (7, 9), (8, 16)),
+@pytest.mark.parametrize("size, input_size, keep, pad, expected_resized, expected_network", [
+    ((1080, 1920), None, True, False, (1080, 1920), (1080, 1920)),  # 1080 = 135 x 8: no padding
+    ((1082, 1921), None, True, False, (1082, 1921), (1088, 1928)),
+    ((1080, 1920), (512, 1024), True, False, (512, 910), (512, 912)),  # trimmed to the image
+    ((1080, 1920), (512, 1024), True, True, (512, 910), (512, 1024)),  # padded to input_size
+    ((1080, 1920), (512, 1024), False, False, (512, 1024), (512, 1024)),
+    ((1080, 1920), (512, 1024), False, True, (512, 1024), (512, 1024)),
+    ((480, 848), (384, 384), True, False, (217, 384), (224, 384)),
+    ((480, 848), (384, 384), True, True, (217, 384), (384, 384)),
+    ((1024, 2048), (720, 960), True, False, (480, 960), (480, 960)),  # a 2:1 camera, shipped size
+    ((360, 480), (720, 960), True, False, (720, 960), (720, 960)),  # CamVid, upscaled
+    ((7, 9), None, True, False, (7, 9), (8, 16)),
 ])
-def test_frame_plan_sizes(size, input_size, keep, expected_resized, expected_network):
-    plan = plan_frame(*size, input_size, keep)
+def test_frame_plan_sizes(size, input_size, keep, pad, expected_resized, expected_network):
+    plan = plan_frame(*size, input_size, keep, pad)
     assert plan.resized == expected_resized and plan.network == expected_network
     assert plan.logits_size == (expected_network[0] // 8, expected_network[1] // 8)
     assert np.all(np.asarray(plan.network) >= np.asarray(plan.resized))

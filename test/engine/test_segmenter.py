@@ -123,7 +123,8 @@ def test_outputs_have_the_input_size_and_uint8_type(ddrnet, input_size):
     assert result.confidence.shape == (61, 203)
     assert result.color.dtype == result.overlay.dtype == result.confidence.dtype == np.uint8
     assert result.labels.max() < 19 and result.inference_ms > 0
-    assert seg.network_size(61, 203) == (input_size or (64, 208))
+    # 61x203 fits 64x96 at 29x96: the frame is trimmed to 32x96, not padded to 64x96
+    assert seg.network_size(61, 203) == ((32, 96) if input_size else (64, 208))
     plain = seg.segment(noise(61, 203))
     assert plain.color is None and plain.overlay is None and plain.confidence is None
     np.testing.assert_array_equal(plain.labels, result.labels)
@@ -317,10 +318,14 @@ def test_network_runs_at_the_size_the_checkpoint_sidecar_recommends(tmp_path):
     path = save_checkpoint(model, tmp_path / "small.pt", {"network_input_size": [64, 128]})
     seg = Segmenter(SegmenterConfig(checkpoint=str(path), device="cpu"))
     assert seg.input_size == (64, 128)
-    assert seg.network_size(240, 320) == (64, 128)
+    assert seg.network_size(240, 320) == (64, 88)  # 4:3 fits 64x128 as 64x85, trimmed to multiples of 8
+    assert seg.network_size(64, 128) == (64, 128)
     assert seg.segment(noise(240, 320)).labels.shape == (240, 320)
     explicit = Segmenter(SegmenterConfig(checkpoint=str(path), input_size=(128, 256), device="cpu"))
-    assert explicit.network_size(240, 320) == (128, 256)
+    assert explicit.network_size(240, 320) == (128, 176)
+    padded = Segmenter(SegmenterConfig(checkpoint=str(path), pad_to_input_size=True, device="cpu"))
+    assert padded.network_size(240, 320) == (64, 128)
+    assert padded.frame_plan(240, 320).resized == (64, 85)
     plain = save_checkpoint(model, tmp_path / "plain.pt", {})
     assert Segmenter(SegmenterConfig(checkpoint=str(plain), device="cpu")).network_size(240, 320) == (240, 320)
 

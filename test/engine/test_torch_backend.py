@@ -33,7 +33,8 @@ from ddrnet_ros.engine.preprocess import FramePlan, fill_network_input, normalis
 from ddrnet_ros.engine.requests import FrameRequest
 from ddrnet_ros.engine.segmenter import check_cuda_precision
 
-PLANS = {"native": plan_frame(30, 44), "letterbox": plan_frame(30, 44, (24, 48))}
+PLANS = {"native": plan_frame(30, 44), "letterbox": plan_frame(30, 44, (24, 48), pad_to_input_size=True),
+         "trimmed": plan_frame(30, 44, (24, 48))}
 TWO_CLASSES = ClassMap(names=("dark", "bright"), colors=np.array([[0, 0, 0], [255, 255, 255]]))
 
 
@@ -164,9 +165,9 @@ def test_a_batch_of_cameras_gives_each_frame_exactly_what_it_gets_alone():
 
 def test_frames_are_made_in_the_layout_the_network_runs_in_so_infer_copies_nothing():
     model = TorchModel(Mean8(), "cpu", channels_last=True, fold_bn=False)
-    frame = model.new_frame(2, (24, 48))
-    assert frame.is_contiguous(memory_format=torch.channels_last) and not frame.any()
     plan = PLANS["letterbox"]
+    frame = model.new_frame(2, plan.network)
+    assert frame.is_contiguous(memory_format=torch.channels_last) and not frame.any()
     fill_network_input(frame[1:2], every_value_image(), plan, "rgb")
     assert torch.equal(frame[1:2], reference_frame(every_value_image(), plan, "rgb")) and not frame[0].any()
     with OpRecorder() as recorder:

@@ -101,12 +101,12 @@ def test_compressed_camera_labels_equal_the_engine_on_the_decoded_picture(
     np.testing.assert_array_equal(labels_of(labels[0]), engine_labels(segmenter, decode_compressed(msg.data, fmt)))
 
 
-@pytest.mark.parametrize("height,width", [(1080, 1920), (480, 848)])
+@pytest.mark.parametrize("height,width,pad", [(1080, 1920, False), (480, 848, True)])
 def test_outputs_at_odd_sizes_are_pixel_aligned_with_the_engine_output(
-        harness, checkpoint_file, make_image, make_image_msg, height, width):
-    # The network runs letterboxed at another size; the node must not shift or crop anything.
+        harness, checkpoint_file, make_image, make_image_msg, height, width, pad):
+    # The network runs at another size, trimmed or letterboxed; the node must not shift or crop anything.
     size = [256, 512]
-    harness.node(checkpoint=str(checkpoint_file), input_size=size)
+    harness.node(checkpoint=str(checkpoint_file), input_size=size, pad_to_input_size=pad)
     labels = harness.collect(Image, "segmentation/labels")
     color = harness.collect(Image, "segmentation/color")
     camera = harness.publisher(Image, "camera/image_raw")
@@ -115,7 +115,8 @@ def test_outputs_at_odd_sizes_are_pixel_aligned_with_the_engine_output(
     pixels = make_image(height, width, seed=5)
     camera.publish(make_image_msg(pixels, "bgr8"))
     harness.wait_for(lambda: labels and color, "labels and color")
-    direct = Segmenter(SegmenterConfig(checkpoint=str(checkpoint_file), device="cpu", input_size=tuple(size)))
+    direct = Segmenter(SegmenterConfig(checkpoint=str(checkpoint_file), device="cpu", input_size=tuple(size),
+                                       pad_to_input_size=pad))
     expected = direct.segment(pixels).labels
     assert expected.shape == (height, width)
     np.testing.assert_array_equal(labels_of(labels[0]), expected)

@@ -21,6 +21,7 @@ INVALID = [
     ("input_size", [0, 64]),
     ("input_size", [256]),
     ("keep_aspect", "yes"),
+    ("pad_to_input_size", "no"),
     ("num_threads", -1),
     ("overlay_alpha", 1.5),
     ("overlay_alpha", "half"),

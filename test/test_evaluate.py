@@ -28,11 +28,20 @@ def bag(tmp_path_factory):
     return write_synthetic_bag(tmp_path_factory.mktemp("bags") / "synthetic", FRAMES, H, W)
 
 
-def _segmenter(checkpoint):
+def _segmenter(checkpoint, **changes):
     from ddrnet_ros.engine import Segmenter, SegmenterConfig
 
     return Segmenter(SegmenterConfig(variant="ddrnet23_slim", checkpoint=str(checkpoint), backend="torch",
-                                     device="cpu"))
+                                     device="cpu", **changes))
+
+
+def _direct_confusion(bag, segmenter) -> np.ndarray:
+    """The confusion matrix of ``segmenter`` over the bag's labelled frames, computed here."""
+    direct = ConfusionAccumulator(segmenter.class_map.num_classes)
+    with BagReader(bag) as reader:
+        for frame, gt in reader.labelled_images(CAMERA, LABELS):
+            direct.update(segmenter.segment(frame.pixels).labels, gt.pixels)
+    return direct.matrix
 
 
 def _evaluate(*args: str) -> int:
@@ -84,28 +93,16 @@ def test_report_matches_a_direct_computation_and_output_bag_keeps_stamps(bag, ch
 def test_input_size_sets_the_network_size_the_frames_are_scored_at(bag, checkpoint, tmp_path):
     assert _evaluate(bag, "--label-topic", LABELS, "--checkpoint", checkpoint, "--device", "cpu",
                      "--input-size", "32x64", "--output-dir", tmp_path) == 0
-    from ddrnet_ros.engine import Segmenter, SegmenterConfig
-
-    segmenter = Segmenter(SegmenterConfig(checkpoint=str(checkpoint), device="cpu", input_size=(32, 64)))
-    direct = ConfusionAccumulator(segmenter.class_map.num_classes)
-    with BagReader(bag) as reader:
-        for frame, gt in reader.labelled_images(CAMERA, LABELS):
-            direct.update(segmenter.segment(frame.pixels).labels, gt.pixels)
+    direct = _direct_confusion(bag, _segmenter(checkpoint, input_size=(32, 64)))
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["model"]["network_input_size"] == [32, 64] and doc["model"]["pad_to_input_size"] is False
-    assert np.array_equal(np.array(doc["metrics"]["confusion_matrix"]["counts"]), direct.matrix)
+    assert np.array_equal(np.array(doc["metrics"]["confusion_matrix"]["counts"]), direct)
     # at the frame's own size the same frames give other labels: the option took effect
-    full, at_frame_size = ConfusionAccumulator(segmenter.class_map.num_classes), _segmenter(checkpoint)
-    with BagReader(bag) as reader:
-        for frame, gt in reader.labelled_images(CAMERA, LABELS):
-            full.update(at_frame_size.segment(frame.pixels).labels, gt.pixels)
-    assert not np.array_equal(full.matrix, direct.matrix)
+    assert not np.array_equal(_direct_confusion(bag, _segmenter(checkpoint)), direct)
 
 
 def test_pad_to_input_size_scores_the_frames_letterboxed_into_the_whole_input(bag, checkpoint, tmp_path):
     # 64x128 frames in a 64x64 input: 32x64 of image, trimmed to 32x64 or padded to 64x64
-    from ddrnet_ros.engine import Segmenter, SegmenterConfig
-
     matrices = {}
     for pad in (False, True):
         out = tmp_path / f"pad{pad}"
@@ -113,15 +110,10 @@ def test_pad_to_input_size_scores_the_frames_letterboxed_into_the_whole_input(ba
                          "--input-size", "64x64", *(["--pad-to-input-size"] if pad else []), "--output-dir", out) == 0
         doc = json.loads((out / "report.json").read_text())
         assert doc["model"]["pad_to_input_size"] is pad
-        segmenter = Segmenter(SegmenterConfig(checkpoint=str(checkpoint), device="cpu", input_size=(64, 64),
-                                              pad_to_input_size=pad))
+        segmenter = _segmenter(checkpoint, input_size=(64, 64), pad_to_input_size=pad)
         assert segmenter.network_size(H, W) == ((64, 64) if pad else (32, 64))
-        direct = ConfusionAccumulator(segmenter.class_map.num_classes)
-        with BagReader(bag) as reader:
-            for frame, gt in reader.labelled_images(CAMERA, LABELS):
-                direct.update(segmenter.segment(frame.pixels).labels, gt.pixels)
         matrices[pad] = np.array(doc["metrics"]["confusion_matrix"]["counts"])
-        assert np.array_equal(matrices[pad], direct.matrix)
+        assert np.array_equal(matrices[pad], _direct_confusion(bag, segmenter))
     assert not np.array_equal(matrices[False], matrices[True])  # the padding band changes the labels
 
 

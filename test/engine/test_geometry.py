@@ -19,7 +19,7 @@ from torch import nn
 
 from ddrnet_ros.classes import ClassMap
 from ddrnet_ros.engine import Segmenter, SegmenterConfig
-from ddrnet_ros.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD, plan_frame
+from ddrnet_ros.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD, plan_frame, round_up
 from ddrnet_ros.model import create_model
 
 
@@ -164,7 +164,7 @@ def test_ddrnet_sees_the_image_at_the_planned_place_and_its_logits_come_back_ali
         assert abs(rh / height - rw / width) < 1.0 / min(rh, rw)  # aspect kept
         assert rh == input_size[0] or rw == input_size[1]         # touches the frame on one side
         # padded to exactly input_size, or trimmed to the image: less than 8 pixels of padding
-        assert plan.network == (input_size if pad else (-(-rh // 8) * 8, -(-rw // 8) * 8))
+        assert plan.network == (input_size if pad else (round_up(rh), round_up(rw)))
     padding = frame.clone()
     padding[:, :, :rh, :rw] = 0
     assert torch.count_nonzero(padding) == 0  # everything outside the image area is zero padding

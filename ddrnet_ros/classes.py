@@ -276,6 +276,19 @@ class TrainingLabelSets:
         lookup[: space.num_classes] = np.arange(offset, offset + space.num_classes, dtype=np.uint8)
         return lookup
 
+    def label_weights(self, class_weights: np.ndarray) -> np.ndarray:
+        """(256,) float32: each id's loss weight, the largest weight among the classes it stands for.
+
+        The largest, not the mean, so a coarse label ("sign symbol" = {traffic light, traffic
+        sign}) is weighted like its rarest member; ids that count nowhere get 0.
+        """
+        class_weights = np.asarray(class_weights, np.float32)
+        if class_weights.shape != (self.table.shape[1],):
+            raise ClassMapError(f"{class_weights.shape[0] if class_weights.ndim else 0} class weights "
+                                f"for {self.table.shape[1]} classes")
+        weights = np.where(self.table, class_weights[None, :], 0.0).max(axis=1)
+        return np.where(self.valid, weights, 0.0).astype(np.float32)
+
     @property
     def has_sets(self) -> bool:
         """Whether any id stands for more than one class (else plain cross-entropy is exact)."""

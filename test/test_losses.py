@@ -177,3 +177,46 @@ def test_set_loss_never_counts_ignored_pixels_and_ohem_ranks_by_set_probability(
     total = loss(logits, labels)
     p_set = torch.softmax(logits, 1)[0, car_members, 0, 1].sum()
     assert total.item() == pytest.approx(-math.log(p_set.item()), rel=1e-6)
+
+
+# class weights
+
+
+def test_class_weights_make_the_loss_a_weighted_mean_over_the_kept_pixels():
+    logits = two_class_logits(PROBS)
+    labels = torch.tensor([[[0, 0, 1], [0, 1, 0]]])
+    # class 1's pixels: softmax(class 1) = 1 - p
+    plain = OhemCrossEntropy(threshold=1.0, min_kept=0)
+    weighted = OhemCrossEntropy(threshold=1.0, min_kept=0, class_weights=[1.0, 3.0])
+    nll = {(0, 0): -math.log(0.9), (0, 1): -math.log(0.6), (0, 2): -math.log(0.7),
+           (1, 0): -math.log(0.95), (1, 1): -math.log(0.5), (1, 2): -math.log(0.8)}
+    weights = {k: 3.0 if labels[0, k[0], k[1]] == 1 else 1.0 for k in nll}
+    expected = sum(weights[k] * nll[k] for k in nll) / sum(weights.values())
+    assert weighted(logits, labels).item() == pytest.approx(expected, rel=1e-9)
+    assert plain(logits, labels).item() == pytest.approx(sum(nll.values()) / 6, rel=1e-9)
+    # equal weights are the plain loss; ignored pixels stay out of both sums
+    labels[0, 0, 0] = 255
+    same = OhemCrossEntropy(threshold=1.0, min_kept=0, class_weights=[2.0, 2.0])
+    assert same(logits, labels).item() == pytest.approx(plain(logits, labels).item(), rel=1e-9)
+
+
+def test_a_coarse_label_weighs_like_its_heaviest_class_and_ohem_selection_ignores_weights():
+    from ddrnet_ros.classes import CAMVID, ClassMap, TrainingLabelSets
+
+    classes = ClassMap.builtin()
+    sets = TrainingLabelSets.build(classes, [CAMVID])
+    per_class = [1.0] * 19
+    per_class[classes.names.index("traffic sign")] = 2.5
+    per_label = sets.label_weights(per_class)
+    sign = sets.offsets["camvid"] + CAMVID.names.index("sign symbol")
+    assert per_label[sign] == 2.5 and per_label[classes.names.index("traffic light")] == 1.0
+    assert per_label[sets.offsets["camvid"] + CAMVID.names.index("road")] == 1.0 and per_label[255] == 0.0
+    torch.manual_seed(0)
+    logits = torch.randn(1, 19, 4, 5, dtype=torch.float64)
+    labels = torch.randint(0, 19, (1, 4, 5))
+    labels[0, 0] = sign
+    weighted = OhemCrossEntropy(255, 0.7, 3, sets, per_class)
+    plain = OhemCrossEntropy(255, 0.7, 3, sets)
+    assert torch.equal(weighted.hard_pixel_mask(logits, labels), plain.hard_pixel_mask(logits, labels))
+    with pytest.raises(ValueError, match="> 0"):
+        OhemCrossEntropy(class_weights=[1.0, 0.0])

@@ -491,3 +491,16 @@ def test_a_weight_average_decay_outside_zero_to_one_is_a_one_line_error(cityscap
     code = command.main(run_args(cityscapes_root, tmp_path / "out", "--iterations", "2", "--weight-average", decay))
     err = capsys.readouterr().err.strip()
     assert code == 1 and "--weight-average must be in [0, 1)" in err and len(err.splitlines()) == 1
+
+
+def test_class_weights_are_named_checked_and_recorded(camvid_root, tmp_path, capsys):
+    out = tmp_path / "weighted"
+    train(camvid_args(camvid_root, out, "--iterations", "1", "--class-weight", "pole=2",
+                      "--class-weight", "traffic_sign=1.5"))
+    assert read_metadata(out / "best.pt")["recipe"]["class_weights"] == {"pole": 2.0, "traffic sign": 1.5}
+    args = camvid_args(camvid_root, tmp_path / "bad", "--iterations", "1", "--class-weight", "lamppost=2")
+    assert command.main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no class 'lamppost'" in err and "pole" in err
+    with pytest.raises(SystemExit):
+        command.parse_args(["--output", "x", "--class-weight", "pole=-1"])

@@ -106,6 +106,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--aux-weight", type=float, default=0.4, help="0 trains without the auxiliary head")
     opt.add_argument("--ohem-threshold", type=float, default=0.7)
     opt.add_argument("--min-kept", type=int, default=100_000)
+    opt.add_argument("--class-weight", type=class_weight_argument, action="append", default=None,
+                     metavar="CLASS=W", dest="class_weight",
+                     help="weigh the loss of pixels of this model class (name, '_' for spaces) by W (default 1; "
+                          "repeatable); a coarse label takes the largest weight among its classes")
     opt.add_argument("--weight-average", type=float, default=0.0, metavar="DECAY",
                      help="validate and save an exponential moving average of the weights with this decay per "
                           "step (e.g. 0.997: about the last 300 steps) instead of the live weights; steadier "
@@ -137,6 +141,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                           "recent GPUs; fp16 (CUDA only) uses loss scaling. Weights and the loss stay fp32")
     run.add_argument("--channels-last", action="store_true",
                      help="NHWC memory format (faster convolutions on CPUs with oneDNN and on tensor cores)")
+
+
+def class_weight_argument(text: str) -> tuple[str, float]:
+    """argparse type for ``--class-weight``: ``pole=2`` or ``traffic_sign=1.5`` -> (name, weight)."""
+    name, sep, value = text.rpartition("=")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = 0.0
+    if not sep or not name.strip() or not weight > 0:
+        raise argparse.ArgumentTypeError(f"expected CLASS=WEIGHT with a weight > 0, got {text!r}")
+    return name.strip().replace("_", " "), weight
 
 
 def find_tcmalloc() -> str | None:

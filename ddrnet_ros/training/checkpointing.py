@@ -148,6 +148,7 @@ def checkpoint_metadata(args: TrainConfig, class_map: ClassMap, data: dict, stat
         "recipe": {"batch_size": args.batch_size, "crop": list(args.crop), "lr": args.lr, "momentum": args.momentum,
                    "weight_decay": args.weight_decay, "poly_power": args.poly_power, "aux_weight": args.aux_weight,
                    "ohem_threshold": args.ohem_threshold, "min_kept": args.min_kept,
+                   **({"class_weights": dict(args.class_weight)} if args.class_weight else {}),
                    "weight_average": args.weight_average,
                    "scale_range": [args.scale_min, args.scale_max],
                    "camvid_scale_range": [args.camvid_scale_min, args.camvid_scale_max],

@@ -66,6 +66,8 @@ class TrainConfig:
     aux_weight: float
     ohem_threshold: float
     min_kept: int
+    #: (model class name, loss weight) pairs; classes not named weigh 1
+    class_weight: tuple[tuple[str, float], ...]
     weight_average: float
     # run
     output: str
@@ -90,4 +92,5 @@ class TrainConfig:
         values["data"] = flatten_data(args.data)
         values["argv"] = tuple(getattr(args, "argv", ()))
         values["crop"] = (int(args.crop[0]), int(args.crop[1]))
+        values["class_weight"] = tuple((str(n), float(w)) for n, w in (getattr(args, "class_weight", None) or ()))
         return cls(**values)

@@ -95,6 +95,18 @@ def check_args(args: TrainConfig) -> None:
         raise TrainingError("--precision fp16 needs a CUDA --device; use bf16 on the CPU")
 
 
+def class_weight_vector(class_map: ClassMap, named: tuple[tuple[str, float], ...]) -> list[float] | None:
+    """Per-class loss weights from ``--class-weight`` pairs (others weigh 1); None when none given."""
+    if not named:
+        return None
+    weights = [1.0] * class_map.num_classes
+    for name, weight in named:
+        if name not in class_map.names:
+            raise TrainingError(f"--class-weight: no class {name!r}; the classes are {', '.join(class_map.names)}")
+        weights[class_map.names.index(name)] = weight
+    return weights
+
+
 class Trainer:
     """One training run: data, model, optimiser and the files it writes, built from its config."""
 
@@ -117,7 +129,8 @@ class Trainer:
         self.autocast_dtype = AUTOCAST_DTYPES[args.precision]
         # Loss scaling keeps small fp16 gradients from flushing to zero; bf16 has fp32's range.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype is torch.float16)
-        criterion = OhemCrossEntropy(self.class_map.ignore_label, args.ohem_threshold, args.min_kept, label_sets)
+        criterion = OhemCrossEntropy(self.class_map.ignore_label, args.ohem_threshold, args.min_kept, label_sets,
+                                     class_weight_vector(self.class_map, args.class_weight))
         self.loss_fn = DDRNetLoss(criterion, weights=(1.0, args.aux_weight)).to(self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=args.lr, momentum=args.momentum,
                                          weight_decay=args.weight_decay)

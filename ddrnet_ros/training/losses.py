@@ -11,12 +11,17 @@ truck, bus and train) train through the set-valued (partial-label) form of the s
 a pixel labelled with the set S costs ``-log sum_{c in S} p_c``, which is the ordinary
 cross-entropy when S holds one class and never pushes probability between members of S.
 OHEM ranks pixels by ``sum_{c in S} p_c``, the probability of being right.
+
+Optional class weights scale each kept pixel's loss by the weight of its label (a weighted mean
+over the hard pixels): thin, rare classes (poles, signs, people) are few pixels even among the
+hard ones, and mIoU averages over classes, not pixels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,9 +53,12 @@ class OhemCrossEntropy(nn.Module):
     # buffers (with label_sets): id -> member classes as 0/1 rows, and id -> counts in the loss
     _members: torch.Tensor
     _valid: torch.Tensor
+    # buffer (with class_weights): label id -> loss weight
+    _label_weight: torch.Tensor
 
     def __init__(self, ignore_label: int = IGNORE_LABEL, threshold: float = 0.7, min_kept: int = 100_000,
-                 label_sets: TrainingLabelSets | None = None) -> None:
+                 label_sets: TrainingLabelSets | None = None,
+                 class_weights: Sequence[float] | None = None) -> None:
         super().__init__()
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"OHEM threshold must be in (0, 1], got {threshold}")
@@ -59,6 +67,18 @@ class OhemCrossEntropy(nn.Module):
         self.ignore_label = ignore_label
         self.threshold = threshold
         self.min_kept = min_kept
+        self.weighted = class_weights is not None
+        if class_weights is not None:
+            if min(class_weights) <= 0:
+                raise ValueError(f"class weights must be > 0, got {list(class_weights)}")
+            per_class = np.asarray(class_weights, np.float32)
+            if label_sets is not None:
+                per_label = label_sets.label_weights(per_class)
+            else:  # labels are the model's own ids
+                per_label = np.zeros(256, np.float32)
+                per_label[: per_class.size] = per_class
+            weights = torch.from_numpy(per_label)
+            self.register_buffer("_label_weight", weights, persistent=False)
         self.label_sets = label_sets if label_sets is not None and label_sets.has_sets else None
         if self.label_sets is not None:
             # Ids that count nowhere get a full row: their (masked-out) loss is 0, never NaN.
@@ -103,7 +123,10 @@ class OhemCrossEntropy(nn.Module):
             mask = self.select(torch.exp(-pixel_loss.detach()), valid)
         if not bool(mask.any()):
             return pixel_loss.sum() * 0.0  # every pixel ignored: zero, but still part of the graph
-        return pixel_loss[mask].mean()
+        if not self.weighted:
+            return pixel_loss[mask].mean()
+        weight = self._label_weight[labels.long()][mask]
+        return (pixel_loss[mask] * weight).sum() / weight.sum()
 
 
 class DDRNetLoss(nn.Module):

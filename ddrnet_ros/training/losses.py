@@ -123,10 +123,11 @@ class OhemCrossEntropy(nn.Module):
             mask = self.select(torch.exp(-pixel_loss.detach()), valid)
         if not bool(mask.any()):
             return pixel_loss.sum() * 0.0  # every pixel ignored: zero, but still part of the graph
+        kept = pixel_loss[mask]
         if not self.weighted:
-            return pixel_loss[mask].mean()
-        weight = self._label_weight[labels.long()][mask]
-        return (pixel_loss[mask] * weight).sum() / weight.sum()
+            return kept.mean()
+        weight = self._label_weight[labels[mask].long()]  # only the kept pixels' labels are looked up
+        return (kept * weight).sum() / weight.sum()
 
 
 class DDRNetLoss(nn.Module):

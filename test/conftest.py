@@ -161,6 +161,28 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def trained_like_model() -> Callable[..., object]:
+    """Builds seeded random DDRNets whose BatchNorm layers carry non-trivial running statistics,
+    as a trained model's do: a test then notices a path that skips or mis-folds them, which the
+    identity statistics of a fresh model would hide."""
+    import torch
+
+    from ddrnet_ros.model import create_model
+
+    def build(variant: str = "ddrnet23_slim", num_classes: int = 19) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = create_model(variant, num_classes=num_classes)
+        generator = torch.Generator().manual_seed(1)
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+        return model.eval()
+
+    return build
+
+
 #: Frame names of the tiny CamVid-layout tree: two sequences per split, names out of driving
 #: order on disk (the reader must sort them), one Seq05VD-style "f" frame number.
 CAMVID_FIXTURE_FRAMES = {

@@ -18,7 +18,7 @@ from torch import nn
 from ddrnet_ros.commands import main as cli_main
 from ddrnet_ros.engine import Segmenter, SegmenterConfig
 from ddrnet_ros.engine.backends import BACKENDS as BACKEND_SPECS
-from ddrnet_ros.model import create_model, save_checkpoint
+from ddrnet_ros.model import save_checkpoint
 
 LOGIT_TOLERANCE = 1e-4   # of max |logit|
 LABEL_AGREEMENT = 0.999  # share of identical pixels
@@ -33,16 +33,8 @@ BACKENDS = [
 
 
 @pytest.fixture(scope="module")
-def ddrnet() -> nn.Module:
-    """DDRNet-23-slim with random weights and non-trivial BN statistics (as a trained model has)."""
-    torch.manual_seed(0)
-    model = create_model("ddrnet23_slim", num_classes=19)
-    generator = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
-    return model.eval()
+def ddrnet(trained_like_model) -> nn.Module:
+    return trained_like_model()
 
 
 def scene(height: int, width: int, seed: int = 0) -> np.ndarray:

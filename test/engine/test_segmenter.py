@@ -96,17 +96,8 @@ def test_bgr_input_gives_the_same_labels_and_an_rgb_overlay():
 
 # ----------------------------------------------------------------------------- real DDRNet
 @pytest.fixture(scope="module")
-def ddrnet() -> nn.Module:
-    torch.manual_seed(0)
-    model = create_model("ddrnet23_slim", num_classes=19)
-    generator = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):  # non-trivial statistics, as in a trained model
-            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
-    return model.eval()
+def ddrnet(trained_like_model) -> nn.Module:
+    return trained_like_model()
 
 
 def noise(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -23,6 +23,7 @@ import pytest
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
     from rclpy.context import Context
 
 #: Domain ids handed out. Above 101 the DDS ports fall into Linux's ephemeral port range.
@@ -162,22 +163,26 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_like_model() -> Callable[..., object]:
-    """Builds seeded random DDRNets whose BatchNorm layers carry non-trivial running statistics,
-    as a trained model's do: a test then notices a path that skips or mis-folds them, which the
-    identity statistics of a fresh model would hide."""
+def trained_like_model() -> Callable[..., torch.nn.Module]:
+    """Builds seeded random DDRNets whose BatchNorm layers carry non-trivial running statistics
+    (and, with ``affine=True``, scales and shifts), as a trained model's do: a test then notices a
+    path that skips or mis-folds them, which the identity values of a fresh model would hide."""
     import torch
 
     from ddrnet_ros.model import create_model
 
-    def build(variant: str = "ddrnet23_slim", num_classes: int = 19) -> torch.nn.Module:
+    def build(variant: str = "ddrnet23_slim", num_classes: int = 19, affine: bool = False) -> torch.nn.Module:
         torch.manual_seed(0)
         model = create_model(variant, num_classes=num_classes)
         generator = torch.Generator().manual_seed(1)
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+                    module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+                    if affine:
+                        module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+                        module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
         return model.eval()
 
     return build

@@ -97,7 +97,7 @@ def test_bgr_input_gives_the_same_labels_and_an_rgb_overlay():
 # ----------------------------------------------------------------------------- real DDRNet
 @pytest.fixture(scope="module")
 def ddrnet(trained_like_model) -> nn.Module:
-    return trained_like_model()
+    return trained_like_model(affine=True)  # BN scales and shifts too: folding must carry them
 
 
 def noise(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -242,10 +242,10 @@ NODE_SETTINGS: dict[str, dict[str, str]] = {
 
 
 #: Engines compared inside the node by ``--only engines``: the shipped model at its own network size
-#: (the sidecar's 720x960: 2:1 frames run in a trimmed 480x960 frame), 2048x1024 road scenes at 1 Hz,
-#: so each frame finds the worker idle and end-to-end latency is engine + node overhead. The first is
-#: the node's default engine; "letterboxed" rows pad the frame to the whole 720x960 (pad_to_input_size,
-#: the engine's only mode before).
+#: (the sidecar's: 720x960 until run 10, 768x1024 since; 2:1 frames run trimmed to 480x960 / 512x1024),
+#: 2048x1024 road scenes at 1 Hz, so each frame finds the worker idle and end-to-end latency is engine +
+#: node overhead. The first is the node's default engine; "letterboxed" rows pad the frame to the whole
+#: network size (pad_to_input_size, the engine's only mode before).
 ENGINES: dict[str, dict[str, str]] = {
     "torch fp32 (default)": {"backend": "torch", "precision": "fp32"},
     "openvino fp32": {"backend": "openvino", "precision": "fp32"},

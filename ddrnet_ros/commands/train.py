@@ -77,7 +77,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     aug.add_argument("--scale-max", type=float, default=2.0)
     aug.add_argument("--camvid-scale-min", type=float, default=1.5,
                      help="camvid: random scale range of its 480x360 frames (default 1.5-2.5, around the "
-                          "720x960 the model is run at)")
+                          "768x1024 the shipped model runs at)")
     aug.add_argument("--camvid-scale-max", type=float, default=2.5)
     aug.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
     aug.add_argument("--letterbox-p", type=float, default=0.0, metavar="P",

@@ -102,16 +102,16 @@ def test_input_size_sets_the_network_size_the_frames_are_scored_at(bag, checkpoi
 
 
 def test_pad_to_input_size_scores_the_frames_letterboxed_into_the_whole_input(bag, checkpoint, tmp_path):
-    # 64x128 frames in a 64x64 input: 32x64 of image, trimmed to 32x64 or padded to 64x64
+    # 64x128 frames in a 128x128 input: 64x128 of image, trimmed to 64x128 or padded to 128x128
     matrices = {}
     for pad in (False, True):
         out = tmp_path / f"pad{pad}"
         assert _evaluate(bag, "--label-topic", LABELS, "--checkpoint", checkpoint, "--device", "cpu",
-                         "--input-size", "64x64", *(["--pad-to-input-size"] if pad else []), "--output-dir", out) == 0
+                         "--input-size", "128x128", *(["--pad-to-input-size"] if pad else []), "--output-dir", out) == 0
         doc = json.loads((out / "report.json").read_text())
         assert doc["model"]["pad_to_input_size"] is pad
-        segmenter = _segmenter(checkpoint, input_size=(64, 64), pad_to_input_size=pad)
-        assert segmenter.network_size(H, W) == ((64, 64) if pad else (32, 64))
+        segmenter = _segmenter(checkpoint, input_size=(128, 128), pad_to_input_size=pad)
+        assert segmenter.network_size(H, W) == ((128, 128) if pad else (64, 128))
         matrices[pad] = np.array(doc["metrics"]["confusion_matrix"]["counts"])
         assert np.array_equal(matrices[pad], _direct_confusion(bag, segmenter))
     assert not np.array_equal(matrices[False], matrices[True])  # the padding band changes the labels

@@ -2,10 +2,11 @@
 
 Geometry (one :class:`FramePlan` per input size): the image is resized to ``resized`` (only
 when a network ``input_size`` is configured) and placed at the **top-left** corner of a
-``network`` frame whose sides are multiples of 8; the rest is padding (zeros after
-normalisation, i.e. the ImageNet mean colour). Placing the image at the origin keeps the
-network's 1/8 grid anchored at the image's corner, so undoing the geometry is a crop at the
-origin followed by the inverse resize (see :mod:`ddrnet_ros.engine.postprocess`).
+``network`` frame whose sides are multiples of 64 (``ALIGNED_MULTIPLE``: the network's branches
+line up only then); the rest is padding (zeros after normalisation, i.e. the ImageNet mean
+colour). Placing the image at the origin keeps the network's grids anchored at the image's
+corner, so undoing the geometry is a crop at the origin followed by the inverse resize (see
+:mod:`ddrnet_ros.engine.postprocess`).
 
 Normalisation is the official evaluation's: RGB scaled to 0..1, minus the ImageNet mean,
 divided by the ImageNet std. Resizing is bilinear with align_corners=False on the float image,
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ddrnet_ros.model import INPUT_MULTIPLE
+from ddrnet_ros.model import ALIGNED_MULTIPLE, INPUT_MULTIPLE
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,7 +35,7 @@ CHANNEL_ORDERS = ("rgb", "bgr")
 class FramePlan:
     """Where an ``image`` (height, width) sits in the ``network`` input frame.
 
-    ``resized`` is the image's size inside the frame; ``network`` is the frame, multiples of 8,
+    ``resized`` is the image's size inside the frame; ``network`` is the frame, multiples of 64,
     at least ``resized`` on both sides. Rows/columns beyond ``resized`` are padding.
     """
 
@@ -51,7 +52,7 @@ class FramePlan:
         return self.network[0] // INPUT_MULTIPLE, self.network[1] // INPUT_MULTIPLE
 
 
-def round_up(value: int, multiple: int = INPUT_MULTIPLE) -> int:
+def round_up(value: int, multiple: int = ALIGNED_MULTIPLE) -> int:
     return -(-value // multiple) * multiple
 
 
@@ -59,13 +60,14 @@ def plan_frame(height: int, width: int, input_size: tuple[int, int] | None = Non
                keep_aspect: bool = True, pad_to_input_size: bool = False) -> FramePlan:
     """The frame plan for an image of ``height`` x ``width``.
 
-    No ``input_size``: the image keeps its size and is padded to multiples of 8. With it, the
-    image is stretched to exactly ``input_size``, or (``keep_aspect``) scaled by the largest
-    factor that fits. A scaled image of another aspect then fills a frame trimmed to its own size
-    (rounded up to multiples of 8): a 2:1 camera in a 720x960 ``input_size`` runs at 480x960, not
-    at 720x960 with a third of the pixels padding, which costs time and accuracy (the network
-    never saw such bands in training). ``pad_to_input_size`` keeps the frame at exactly
-    ``input_size`` instead (one static shape whatever the aspect), padded at the bottom/right.
+    No ``input_size``: the image keeps its size. With it, the image is stretched to exactly
+    ``input_size``, or (``keep_aspect``) scaled by the largest factor that fits. A scaled image of
+    another aspect then fills a frame trimmed to its own size: a 2:1 camera in a 768x1024
+    ``input_size`` runs at 512x1024, not at 768x1024 with a third of the pixels padding, which
+    costs time and accuracy (the network never saw such bands in training).
+    ``pad_to_input_size`` keeps the frame at ``input_size`` instead (one static shape whatever the
+    aspect). Either way the frame's sides are rounded up to multiples of 64, padded at the
+    bottom/right: a 720x960 image runs in a 768x960 frame, where its branches align.
     """
     if height < 1 or width < 1:
         raise ValueError(f"image of size {height}x{width} has no pixels")
@@ -73,11 +75,11 @@ def plan_frame(height: int, width: int, input_size: tuple[int, int] | None = Non
         return FramePlan((height, width), (height, width), (round_up(height), round_up(width)))
     net_h, net_w = int(input_size[0]), int(input_size[1])
     if not keep_aspect:
-        return FramePlan((height, width), (net_h, net_w), (net_h, net_w))
+        return FramePlan((height, width), (net_h, net_w), (round_up(net_h), round_up(net_w)))
     scale = min(net_h / height, net_w / width)
     resized = (min(net_h, max(1, round(height * scale))), min(net_w, max(1, round(width * scale))))
-    network = (net_h, net_w) if pad_to_input_size else (round_up(resized[0]), round_up(resized[1]))
-    return FramePlan((height, width), resized, network)
+    frame = (net_h, net_w) if pad_to_input_size else resized
+    return FramePlan((height, width), resized, (round_up(frame[0]), round_up(frame[1])))
 
 
 def normalisation() -> tuple[torch.Tensor, torch.Tensor]:

@@ -108,16 +108,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "first start calibrates for minutes, later starts load the cache); auto: the fastest precision "
               "this machine runs natively that passed the accuracy gate.", ", ".join(PRECISIONS), _is_str),
     ParamSpec("input_size", [0, 0], "Network input [height, width]; [0, 0]: the size the checkpoint's sidecar "
-              "recommends (network_input_size), else each image's own size (padded to a multiple of 8). "
-              "Outputs always have the input image's size.",
+              "recommends (network_input_size), else each image's own size. Either way the network frame is "
+              "padded at the bottom/right to multiples of 64, where DDRNet's branches align (sizes that divide "
+              "by 64 waste nothing). Outputs always have the input image's size.",
               "[height, width]: [0, 0] or positive multiples of 8",
               lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 0 for x in v)),
     ParamSpec("keep_aspect", True, "Scale images to fit input_size keeping their aspect ratio (false: stretch "
               "to it).", "true or false", _is_bool),
     ParamSpec("pad_to_input_size", False, "With keep_aspect, an image of another aspect than input_size runs in "
-              "a network frame of exactly input_size, padded at the bottom/right (one static shape for every "
-              "camera); false: in a frame trimmed to the scaled image (multiples of 8), e.g. 480x960 for a 2:1 "
-              "camera in a 720x960 input_size: less work, and no padding band the model never saw in training.",
+              "a network frame of input_size, padded at the bottom/right (one static shape for every camera); "
+              "false: in a frame trimmed to the scaled image, e.g. 512x1024 for a 2:1 camera in a 768x1024 "
+              "input_size: less work, and no padding band the model never saw in training.",
               "true or false", _is_bool),
     ParamSpec("num_threads", 0, "CPU threads for inference; 0: the library default.",
               "an integer >= 0", lambda v: _is_int(v) and v >= 0),

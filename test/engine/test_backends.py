@@ -48,8 +48,8 @@ def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 #: (image size, input_size, pad_to_input_size, the network frame it runs in)
-GEOMETRIES = [((61, 203), None, False, (64, 208)), ((120, 200), (64, 128), True, (64, 128)),
-              ((96, 160), (64, 128), False, (64, 112))]
+GEOMETRIES = [((61, 203), None, False, (64, 256)), ((120, 200), (64, 128), True, (64, 128)),
+              ((96, 160), (64, 192), False, (64, 128))]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

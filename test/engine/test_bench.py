@@ -63,7 +63,7 @@ def test_every_contender_runs_the_network_at_the_measured_image_size(tmp_path):
     path = save_checkpoint(create_model("ddrnet23_slim"), tmp_path / "small.pt", {"network_input_size": [64, 128]})
     contenders = make_contenders("ddrnet23_slim", str(path), 1, ["torch"], channels_last=False)
     assert len(contenders) == 2
-    assert all(c.segmenter.network_size(96, 160) == (96, 160) for c in contenders)
+    assert all(c.segmenter.network_size(128, 192) == (128, 192) for c in contenders)
 
 
 def test_bench_contenders_key_caches_on_the_checkpoint_file_like_the_node(tmp_path):

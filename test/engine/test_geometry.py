@@ -73,15 +73,15 @@ def interior(n_image: int, n_resized: int, margin_net: int = 12) -> slice:
 
 GEOMETRIES = [
     # (image height, width), input_size, keep_aspect, pad_to_input_size
-    ((1080, 1920), None, True, False),          # native: 1080 and 1920 are multiples of 8
+    ((1080, 1920), None, True, False),          # native: 1080 rows in a 1088-row frame
     ((480, 848), None, True, False),
-    ((61, 203), None, True, False),             # odd sides: padded to 64 x 208
-    ((1080, 1920), (512, 1024), True, False),   # 512 x 910 in a frame trimmed to 512 x 912
+    ((61, 203), None, True, False),             # odd sides: padded to 64 x 256
+    ((1080, 1920), (512, 1024), True, False),   # 512 x 910 in a frame trimmed to 512 x 960
     ((1080, 1920), (512, 1024), True, True),    # letterbox: 512 x 910 plus padding at the right
     ((1080, 1920), (512, 1024), False, False),  # stretch
-    ((480, 848), (256, 512), True, False),      # 256 x 452 in 256 x 456
+    ((480, 848), (256, 512), True, False),      # 256 x 452 in 256 x 512
     ((480, 848), (256, 512), True, True),       # 256 x 452 plus padding
-    ((480, 848), (384, 384), True, False),      # tall: 217 x 384 in 224 x 384
+    ((480, 848), (384, 384), True, False),      # tall: 217 x 384 in 256 x 384
     ((480, 848), (384, 384), True, True),       # tall letterbox: 217 x 384 plus padding below
     ((90, 160), (256, 512), True, False),       # upscaled into the network
     ((61, 203), (96, 160), False, False),
@@ -158,13 +158,14 @@ def test_ddrnet_sees_the_image_at_the_planned_place_and_its_logits_come_back_ali
 
     frame = recorder.inputs[-1]
     assert tuple(frame.shape) == (1, 3, *plan.network)
-    assert all(side % 8 == 0 for side in plan.network)
+    assert all(side % 64 == 0 for side in plan.network)  # the branches align (ALIGNED_MULTIPLE)
     rh, rw = plan.resized
     if keep_aspect and input_size:
         assert abs(rh / height - rw / width) < 1.0 / min(rh, rw)  # aspect kept
         assert rh == input_size[0] or rw == input_size[1]         # touches the frame on one side
-        # padded to exactly input_size, or trimmed to the image: less than 8 pixels of padding
-        assert plan.network == (input_size if pad else (round_up(rh), round_up(rw)))
+        # padded to input_size, or trimmed to the image: either rounded up to multiples of 64
+        content = input_size if pad else (rh, rw)
+        assert plan.network == (round_up(content[0]), round_up(content[1]))
     padding = frame.clone()
     padding[:, :, :rh, :rw] = 0
     assert torch.count_nonzero(padding) == 0  # everything outside the image area is zero padding

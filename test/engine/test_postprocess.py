@@ -322,17 +322,21 @@ def test_confidence_is_max_softmax_and_threshold_sets_ignore():
 
 
 @pytest.mark.parametrize("size, input_size, keep, pad, expected_resized, expected_network", [
-    ((1080, 1920), None, True, False, (1080, 1920), (1080, 1920)),  # 1080 = 135 x 8: no padding
-    ((1082, 1921), None, True, False, (1082, 1921), (1088, 1928)),
-    ((1080, 1920), (512, 1024), True, False, (512, 910), (512, 912)),  # trimmed to the image
+    ((1080, 1920), None, True, False, (1080, 1920), (1088, 1920)),  # 1920 = 30 x 64; 1080 is not
+    ((1082, 1921), None, True, False, (1082, 1921), (1088, 1984)),
+    ((1080, 1920), (512, 1024), True, False, (512, 910), (512, 960)),  # trimmed to the image (aligned)
     ((1080, 1920), (512, 1024), True, True, (512, 910), (512, 1024)),  # padded to input_size
     ((1080, 1920), (512, 1024), False, False, (512, 1024), (512, 1024)),
     ((1080, 1920), (512, 1024), False, True, (512, 1024), (512, 1024)),
-    ((480, 848), (384, 384), True, False, (217, 384), (224, 384)),
+    ((480, 848), (384, 384), True, False, (217, 384), (256, 384)),
     ((480, 848), (384, 384), True, True, (217, 384), (384, 384)),
-    ((1024, 2048), (720, 960), True, False, (480, 960), (480, 960)),  # a 2:1 camera, shipped size
-    ((360, 480), (720, 960), True, False, (720, 960), (720, 960)),  # CamVid, upscaled
-    ((7, 9), None, True, False, (7, 9), (8, 16)),
+    ((1024, 2048), (768, 1024), True, False, (512, 1024), (512, 1024)),  # a 2:1 camera, shipped size
+    ((360, 480), (768, 1024), True, False, (768, 1024), (768, 1024)),  # CamVid, upscaled, shipped size
+    ((1080, 1920), (768, 1024), True, False, (576, 1024), (576, 1024)),  # 16:9, shipped size
+    ((1024, 2048), (720, 960), True, False, (480, 960), (512, 960)),  # 480 rows padded to 512
+    ((360, 480), (720, 960), True, False, (720, 960), (768, 960)),  # 720 rows run aligned in 768
+    ((360, 480), (720, 960), False, True, (720, 960), (768, 960)),  # stretched, padded the same way
+    ((7, 9), None, True, False, (7, 9), (64, 64)),
 ])
 def test_frame_plan_sizes(size, input_size, keep, pad, expected_resized, expected_network):
     plan = plan_frame(*size, input_size, keep, pad)

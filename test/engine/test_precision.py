@@ -97,9 +97,9 @@ def test_int8_is_calibrated_once_cached_reused_and_a_different_checkpoint_gets_i
     monkeypatch.setattr(backends, "calibrate", lambda *a, **k: calls.append(a[2]) or first)
     seg = Segmenter(config(checkpoint, precision="int8", input_size=(64, 128)))
     assert seg.segment(road_image()).labels.shape == (64, 128) and calls == []  # the cache, not a new calibration
-    # a 4:3 image fits 64x128 as 64x85, in a frame trimmed to 64x88: the same quantized IR, reshaped
-    assert seg.network_size(96, 128) == (64, 88)
-    assert seg.segment(road_image(96, 128)).labels.shape == (96, 128) and calls == []
+    # a square image fits 64x128 as 64x64, in a frame trimmed to 64x64: the same quantized IR, reshaped
+    assert seg.network_size(128, 128) == (64, 64)
+    assert seg.segment(road_image(128, 128)).labels.shape == (128, 128) and calls == []
     # The gate measured the float layers in the precision the backend runs them in (bf16 where native).
     native_bf16 = "BF16" in seg.backend.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     assert first.record["float_layers"] == ("bf16" if native_bf16 else "f32")

@@ -171,9 +171,14 @@ class CameraAugmentation:
 
 @dataclass(frozen=True)
 class TrainAugmentation:
-    """Random scale, then (with ``letterbox_p``) the engine's letterbox padding to the aspect of
-    ``letterbox``, then random crop (label padding = ignore), then horizontal flip with p=0.5,
-    then (for real sources) what real cameras do to the image."""
+    """What the camera does to the image (real sources), then random scale, then (with
+    ``letterbox_p``) the engine's letterbox padding to the aspect of ``letterbox``, then random crop
+    (label padding = ignore), then horizontal flip with p=0.5.
+
+    The camera's effects come first, at the source's own resolution, because that is where a camera
+    adds them: the engine then scales the frame to the network (CamVid's 480x360 by ~2x), which
+    spreads sensor noise into blobs and JPEG's 8x8 blocks into 16x16 ones. Noise added after the
+    scaling would be pixel-fine, unlike anything the deployed model sees."""
 
     crop: tuple[int, int]                      # (height, width), multiples of 8
     scale_range: tuple[float, float] = (0.5, 2.0)
@@ -185,6 +190,7 @@ class TrainAugmentation:
 
     def __call__(self, image: np.ndarray, labels: np.ndarray,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        image = self.camera(np.ascontiguousarray(image), rng)
         low, high = self.scale_range
         factor = float(rng.uniform(low, high)) if high > low else float(low)
         image, labels = rescale(image, labels, factor)
@@ -194,7 +200,7 @@ class TrainAugmentation:
         image, labels = random_crop(image, labels, self.crop, rng, self.ignore_label)
         if self.flip and rng.random() < 0.5:
             image, labels = image[:, ::-1], labels[:, ::-1]
-        return self.camera(np.ascontiguousarray(image), rng), labels
+        return np.ascontiguousarray(image), labels
 
 
 def resize_to(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

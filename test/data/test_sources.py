@@ -109,6 +109,20 @@ def test_each_camera_effect_alone_changes_the_image_and_off_changes_nothing(effe
     np.testing.assert_array_equal(off(image, np.random.default_rng(0)), image)
 
 
+def test_camera_noise_is_added_at_the_sources_resolution_before_the_scaling():
+    """Sensor noise on a 2x-upscaled frame comes in 2x2 blobs, as the engine's upscaling makes it."""
+    strengths = {name: 0 for name in ("brightness", "contrast", "saturation", "hue", "gamma", "blur", "jpeg")}
+    noisy = CameraAugmentation(p=1.0, **strengths, noise=40.0)
+    augmentation = TrainAugmentation(crop=(128, 192), scale_range=(2.0, 2.0), flip=False, camera=noisy)
+    grey = np.full((64, 96, 3), 128, np.uint8)
+    image, _ = augmentation(grey, np.zeros((64, 96), np.uint8), np.random.default_rng(3))
+    signal = image[..., 0].astype(np.float32) - 128.0
+    assert signal.std() > 5  # the draw added noise
+    # neighbours in one upscaled cell are strongly correlated; pixel-fine noise would give ~0
+    neighbours = np.corrcoef(signal[:, :-1].ravel(), signal[:, 1:].ravel())[0, 1]
+    assert neighbours > 0.5, neighbours
+
+
 def test_augmented_pairs_of_a_mixed_run_share_one_label_encoding(camvid_root):
     sets = TrainingLabelSets.build(ClassMap.builtin(), [CAMVID])
     augmentation = TrainAugmentation(crop=(48, 64), scale_range=(1.0, 1.0))

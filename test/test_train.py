@@ -504,3 +504,24 @@ def test_class_weights_are_named_checked_and_recorded(camvid_root, tmp_path, cap
     assert len(err.splitlines()) == 1 and "no class 'lamppost'" in err and "pole" in err
     with pytest.raises(SystemExit):
         command.parse_args(["--output", "x", "--class-weight", "pole=-1"])
+
+
+def test_validation_runs_an_unaligned_image_as_the_engine_does(trained_like_model):
+    """Training validation scores what the node would publish: the same frame padded to multiples
+    of 64, the same logits at the image's size (a 72x104 image runs in a 128x128 frame)."""
+    from ddrnet_ros.engine import Segmenter, SegmenterConfig
+    from ddrnet_ros.training.validation import aligned_logits
+
+    model = trained_like_model()
+    image = np.random.default_rng(5).integers(0, 256, (72, 104, 3), dtype=np.uint8)
+    engine = Segmenter(SegmenterConfig(checkpoint="random", device="cpu"), model=model, optimize=False)
+    assert engine.network_size(72, 104) == (128, 128)
+    expected = engine.logits(image)
+    with torch.inference_mode():
+        got = aligned_logits(model.eval(), normalize(image)[None])[0].numpy()
+    assert got.shape == expected.shape == (19, 72, 104)
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+    with torch.inference_mode():  # the unpadded frame is what it used to score, and it differs
+        unaligned = torch.nn.functional.interpolate(model(normalize(image)[None]), size=(72, 104), mode="bilinear",
+                                                    align_corners=False)[0].numpy()
+    assert np.abs(unaligned - expected).max() > 1e-2 * np.abs(expected).max()

@@ -2,7 +2,7 @@
 
 Geometry (one :class:`FramePlan` per input size): the image is resized to ``resized`` (only
 when a network ``input_size`` is configured) and placed at the **top-left** corner of a
-``network`` frame whose sides are multiples of 64 (``ALIGNED_MULTIPLE``: the network's branches
+``network`` frame whose sides are multiples of 64 (``model.ALIGNED_MULTIPLE``: the network's branches
 line up only then); the rest is padding (zeros after normalisation, i.e. the ImageNet mean
 colour). Placing the image at the origin keeps the network's grids anchored at the image's
 corner, so undoing the geometry is a crop at the origin followed by the inverse resize (see
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ddrnet_ros.model import ALIGNED_MULTIPLE, INPUT_MULTIPLE
+from ddrnet_ros.model import INPUT_MULTIPLE, round_up
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -50,10 +50,6 @@ class FramePlan:
     @property
     def logits_size(self) -> tuple[int, int]:
         return self.network[0] // INPUT_MULTIPLE, self.network[1] // INPUT_MULTIPLE
-
-
-def round_up(value: int, multiple: int = ALIGNED_MULTIPLE) -> int:
-    return -(-value // multiple) * multiple
 
 
 def plan_frame(height: int, width: int, input_size: tuple[int, int] | None = None,

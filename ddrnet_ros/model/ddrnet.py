@@ -27,6 +27,11 @@ INPUT_MULTIPLE = 8
 ALIGNED_MULTIPLE = 64
 
 
+def round_up(value: int, multiple: int = ALIGNED_MULTIPLE) -> int:
+    """``value`` rounded up to a multiple of ``multiple`` (by default the aligned frame side)."""
+    return -(-value // multiple) * multiple
+
+
 @dataclass(frozen=True)
 class DDRNetConfig:
     """Hyper-parameters of one variant, as in the official ``get_seg_model`` constructors."""

@@ -47,14 +47,15 @@ class SegmenterConfig:
 
     ``checkpoint``: a file, ``"shipped"`` (the packaged checkpoint; also None) or ``"random"``
     (seeded random weights, for tests and benchmarks); see :mod:`.loading`.
-    ``input_size``: (height, width) the network runs at, multiples of 8; None takes the size the
+    ``input_size``: (height, width) images are scaled to, multiples of 8; None takes the size the
     checkpoint's sidecar recommends (``network_input_size``, the size its quality was measured
-    at), else runs each image at its own size padded to a multiple of 8. Outputs always have
-    the input image's size.
+    at), else runs each image at its own size. Either way the network frame is padded at the
+    bottom/right to multiples of 64, where the branches align (:func:`.preprocess.plan_frame`).
+    Outputs always have the input image's size.
     ``keep_aspect``: scale to fit ``input_size`` keeping the aspect ratio (True) or stretch to it (False).
-    ``pad_to_input_size``: with ``keep_aspect``, run an image of another aspect in a frame of exactly
+    ``pad_to_input_size``: with ``keep_aspect``, run an image of another aspect in a frame of
     ``input_size`` padded at the bottom/right (one static shape for every camera) instead of a frame
-    trimmed to the scaled image (multiples of 8; less work, no padding band the model never saw).
+    trimmed to the scaled image (less work, no padding band the model never saw).
     ``class_map``: a ClassMap, a class YAML path, or None for the built-in Cityscapes classes.
     """
 

@@ -68,14 +68,18 @@ def plan_frame(height: int, width: int, input_size: tuple[int, int] | None = Non
     if height < 1 or width < 1:
         raise ValueError(f"image of size {height}x{width} has no pixels")
     if input_size is None:
-        return FramePlan((height, width), (height, width), (round_up(height), round_up(width)))
+        return FramePlan((height, width), (height, width), _aligned((height, width)))
     net_h, net_w = int(input_size[0]), int(input_size[1])
     if not keep_aspect:
-        return FramePlan((height, width), (net_h, net_w), (round_up(net_h), round_up(net_w)))
+        return FramePlan((height, width), (net_h, net_w), _aligned((net_h, net_w)))
     scale = min(net_h / height, net_w / width)
     resized = (min(net_h, max(1, round(height * scale))), min(net_w, max(1, round(width * scale))))
-    frame = (net_h, net_w) if pad_to_input_size else resized
-    return FramePlan((height, width), resized, (round_up(frame[0]), round_up(frame[1])))
+    return FramePlan((height, width), resized, _aligned((net_h, net_w) if pad_to_input_size else resized))
+
+
+def _aligned(size: tuple[int, int]) -> tuple[int, int]:
+    """The frame a content of ``size`` runs in: both sides rounded up to multiples of 64."""
+    return round_up(size[0]), round_up(size[1])
 
 
 def normalisation() -> tuple[torch.Tensor, torch.Tensor]:

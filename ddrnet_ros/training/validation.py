@@ -8,8 +8,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..classes import ClassMap, CoarseLabelSpace
+from ..engine.postprocess import reference_logits
+from ..engine.preprocess import plan_frame
 from ..evaluation.metrics import ScoringSpace, SegmentationScores
-from ..model import round_up, upsample_logits
+from ..model import upsample_logits
 
 
 def validate(model: nn.Module, loader: DataLoader, class_map: ClassMap, device: torch.device,
@@ -31,12 +33,13 @@ def validate(model: nn.Module, loader: DataLoader, class_map: ClassMap, device: 
 
 
 def aligned_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The model's logits for ``images`` run as the engine runs them: in a frame padded at the
-    bottom/right to multiples of 64 (zeros = the mean colour after normalisation), where the
-    branches align. Logits of a padded frame come back upsampled and cropped to the image."""
+    """The model's logits for ``images`` run as the engine runs them: in the engine's frame for
+    their size (:func:`plan_frame`: padded at the bottom/right to multiples of 64, zeros = the mean
+    colour after normalisation, where the branches align). Logits of a padded frame come back at the
+    image's size through the engine's own :func:`reference_logits`."""
     height, width = images.shape[-2:]
-    frame = round_up(height), round_up(width)
-    if frame == (height, width):
+    plan = plan_frame(height, width)
+    if plan.network == plan.image:
         return model(images)
-    padded = torch.nn.functional.pad(images, (0, frame[1] - width, 0, frame[0] - height))
-    return upsample_logits(model(padded), frame)[:, :, :height, :width]
+    padded = torch.nn.functional.pad(images, (0, plan.network[1] - width, 0, plan.network[0] - height))
+    return reference_logits(model(padded), plan)
